@@ -1,0 +1,1 @@
+"""The local connector of efi-job-manager."""

@@ -1,0 +1,1 @@
+"""The slurm connector of efi-job-manager."""

@@ -1,0 +1,229 @@
+"""The connector contract: `BaseConnector` and the value types that cross it.
+
+A connector is everything the manager needs from one cluster: stage a job, submit
+it, ask how it is doing, cancel it and bring its results back. Connectors are
+separate distributions registered under the ``efi_job_manager.connectors`` entry
+point group and built with their own configuration section (a plain mapping).
+
+Connectors are stateless across restarts: what is needed to resume a job lives
+in the database or in the job's directory. A connector never touches the
+database.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+
+from efi_job_manager.status import SchedulerState
+
+__all__ = [
+    "BaseConnector",
+    "ConnectorError",
+    "JobSpec",
+    "PermanentError",
+    "SchedulerStatus",
+    "TransientError",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ConnectorError(Exception):
+    """Base of the errors a connector raises."""
+
+
+class PermanentError(ConnectorError):
+    """Trying again will not help (bad partition, invalid parameters): the job fails."""
+
+
+class TransientError(ConnectorError):
+    """The cluster or the way to it is unavailable for now: nothing changes, retry later."""
+
+
+@attrs.frozen
+class JobSpec:
+    """Everything a connector needs to know about one job.
+
+    Attributes:
+        job_id: The row's primary key in EFI-Web's ``Job`` table.
+        job_type: The row's ``job_type`` (``est_generate_blast``…).
+        job_dir: The job's directory under the central results directory
+            (``<results_dir>/<job_id>``), already holding ``params.json`` and the input.
+        command: The pipeline command, an argument list run in the job's directory.
+        params: The parameters written to ``params.json``.
+        pipeline: A short name of the pipeline, used to pick resource profiles.
+        input_files: Files staged in ``job_dir`` (name → path), to be copied where the job runs.
+        resources: Resource requests from the catalogue or a retry (``time``, ``memory``, ``cpus``).
+    """
+
+    job_id: int
+    job_type: str
+    job_dir: Path
+    command: tuple[str, ...]
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+    pipeline: str = ""
+    input_files: Mapping[str, Path] = attrs.field(factory=dict)
+    resources: Mapping[str, str] = attrs.field(factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The deterministic scheduler job name (``efi-<id>``) used to find a job again."""
+        return f"efi-{self.job_id}"
+
+
+@attrs.frozen
+class SchedulerStatus:
+    """What the scheduler says about one job.
+
+    Attributes:
+        state: The normalised state.
+        reason: Why it ended or waits (``TIMEOUT``, ``OUT_OF_MEMORY``, ``EXIT_CODE 3``,
+            ``JobHeldUser``…), if known.
+        raw: The scheduler's own text, kept for logs and ``failure.json``.
+        exit_code: The job's exit code, if the scheduler reported one.
+        signal: The signal that ended it, if any.
+        submitted, started, ended: Times reported by the scheduler.
+    """
+
+    state: SchedulerState
+    reason: str | None = None
+    raw: str = ""
+    exit_code: int | None = None
+    signal: int | None = None
+    submitted: datetime | None = None
+    started: datetime | None = None
+    ended: datetime | None = None
+
+    @classmethod
+    def unknown(cls, raw: str = "", reason: str | None = None) -> SchedulerStatus:
+        """A status for a job the scheduler says nothing certain about."""
+        return cls(SchedulerState.UNKNOWN, reason=reason, raw=raw)
+
+
+class BaseConnector(abc.ABC):
+    """The base every connector derives from.
+
+    Subclasses are built by the manager with their own configuration section:
+    ``Connector(config)``. A constructor must not contact the cluster; do that
+    lazily or in `health_check`.
+    """
+
+    #: A short human name used in logs; defaults to the class name.
+    display_name: ClassVar[str] = ""
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        """Keep the connector's configuration section."""
+        self.config: Mapping[str, Any] = dict(config or {})
+
+    # -- the four methods of EFI's first job manager -------------------------------
+
+    @abc.abstractmethod
+    def prepare_job_environment(self, spec: JobSpec) -> str:
+        """Stage ``params.json`` and the input files where the job will run.
+
+        Must be idempotent: it may be called again for the same job after a crash.
+
+        Returns:
+            The path of ``params.json`` as the job will see it.
+
+        Raises:
+            PermanentError: the job cannot be staged (its fault).
+            TransientError: the cluster or its filesystem is unreachable.
+        """
+
+    @abc.abstractmethod
+    def submit_job(self, spec: JobSpec, params_path: str) -> str:
+        """Submit the job under the name ``spec.name``.
+
+        Returns:
+            The scheduler's job id, a string of digits.
+
+        Raises:
+            PermanentError: the scheduler refused the job (invalid partition…).
+            TransientError: the scheduler is unavailable; nothing was submitted.
+        """
+
+    @abc.abstractmethod
+    def get_job_status(self, scheduler_id: str) -> SchedulerStatus:
+        """Return the status of one job.
+
+        A job the scheduler does not know (yet, or any more) is ``UNKNOWN``,
+        never ``COMPLETED`` or ``FAILED`` on absence alone.
+
+        Raises:
+            TransientError: the scheduler is unavailable.
+        """
+
+    @abc.abstractmethod
+    def retrieve_job_results(self, spec: JobSpec) -> Path:
+        """Bring the job's outputs into ``spec.job_dir`` and return that directory.
+
+        May be called more than once for the same job.
+
+        Raises:
+            TransientError: the cluster is unreachable; try again later.
+            PermanentError: the results cannot be had.
+        """
+
+    # -- with defaults ---------------------------------------------------------------
+
+    def get_job_statuses(self, scheduler_ids: Iterable[str]) -> Mapping[str, SchedulerStatus]:
+        """Return the status of many jobs, ideally with one scheduler call per chunk.
+
+        The default calls `get_job_status` once per id; connectors for real
+        schedulers override it. Every id asked for is a key of the result.
+
+        Raises:
+            TransientError: the scheduler is unavailable.
+        """
+        return {sid: self.get_job_status(sid) for sid in scheduler_ids}
+
+    def cancel_jobs(self, scheduler_ids: Iterable[str]) -> None:
+        """Cancel jobs on the cluster; a job that has already ended counts as cancelled.
+
+        The default refuses: a connector that cannot cancel says so rather than
+        pretending it did.
+
+        Raises:
+            PermanentError: this connector cannot cancel jobs.
+            TransientError: the scheduler is unavailable.
+        """
+        ids = list(scheduler_ids)
+        if ids:
+            raise PermanentError(f"{type(self).__name__} cannot cancel jobs ({', '.join(ids)})")
+
+    def find_job(self, spec: JobSpec) -> Sequence[str]:
+        """Return the ids of every scheduler job named ``spec.name``, oldest first.
+
+        Used to recover a job whose submission was not recorded (a crash right
+        after submitting). The default knows no way to look and returns nothing,
+        which makes the manager submit the job again.
+
+        Raises:
+            TransientError: the scheduler is unavailable.
+        """
+        return ()
+
+    def health_check(self) -> None:
+        """Check that the cluster is reachable; raise a `ConnectorError` if not.
+
+        The default checks nothing.
+        """
+
+    def close(self) -> None:
+        """Release connections and other resources. May be called more than once."""
+
+    def __enter__(self) -> BaseConnector:
+        """Use the connector in a ``with`` block that closes it."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the connector."""
+        self.close()
