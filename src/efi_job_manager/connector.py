@@ -61,6 +61,7 @@ class JobSpec:
         pipeline: A short name of the pipeline, used to pick resource profiles.
         input_files: Files staged in ``job_dir`` (name → path), to be copied where the job runs.
         resources: Resource requests from the catalogue or a retry (``time``, ``memory``, ``cpus``).
+
     """
 
     job_id: int
@@ -90,6 +91,7 @@ class SchedulerStatus:
         exit_code: The job's exit code, if the scheduler reported one.
         signal: The signal that ended it, if any.
         submitted, started, ended: Times reported by the scheduler.
+
     """
 
     state: SchedulerState
@@ -103,7 +105,7 @@ class SchedulerStatus:
 
     @classmethod
     def unknown(cls, raw: str = "", reason: str | None = None) -> SchedulerStatus:
-        """A status for a job the scheduler says nothing certain about."""
+        """Return a status for a job the scheduler says nothing certain about."""
         return cls(SchedulerState.UNKNOWN, reason=reason, raw=raw)
 
 
@@ -136,6 +138,7 @@ class BaseConnector(abc.ABC):
         Raises:
             PermanentError: the job cannot be staged (its fault).
             TransientError: the cluster or its filesystem is unreachable.
+
         """
 
     @abc.abstractmethod
@@ -148,6 +151,7 @@ class BaseConnector(abc.ABC):
         Raises:
             PermanentError: the scheduler refused the job (invalid partition…).
             TransientError: the scheduler is unavailable; nothing was submitted.
+
         """
 
     @abc.abstractmethod
@@ -159,6 +163,7 @@ class BaseConnector(abc.ABC):
 
         Raises:
             TransientError: the scheduler is unavailable.
+
         """
 
     @abc.abstractmethod
@@ -170,6 +175,7 @@ class BaseConnector(abc.ABC):
         Raises:
             TransientError: the cluster is unreachable; try again later.
             PermanentError: the results cannot be had.
+
         """
 
     # -- with defaults ---------------------------------------------------------------
@@ -182,6 +188,7 @@ class BaseConnector(abc.ABC):
 
         Raises:
             TransientError: the scheduler is unavailable.
+
         """
         return {sid: self.get_job_status(sid) for sid in scheduler_ids}
 
@@ -194,6 +201,7 @@ class BaseConnector(abc.ABC):
         Raises:
             PermanentError: this connector cannot cancel jobs.
             TransientError: the scheduler is unavailable.
+
         """
         ids = list(scheduler_ids)
         if ids:
@@ -208,6 +216,7 @@ class BaseConnector(abc.ABC):
 
         Raises:
             TransientError: the scheduler is unavailable.
+
         """
         return ()
 

@@ -71,9 +71,12 @@ def parse_status(raw: object) -> Status:
 
     Raises:
         UnknownStatus: ``raw`` is not exactly one of EFI-Web's strings.
+
     """
     if isinstance(raw, Status):
         return raw
+    if not isinstance(raw, str):
+        raise UnknownStatus(raw)
     try:
         return Status(raw)
     except ValueError:
