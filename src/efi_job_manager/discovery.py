@@ -1,0 +1,146 @@
+"""Finding connectors: entry points in the ``efi_job_manager.connectors`` group, via stevedore.
+
+A site adds a cluster by installing a distribution that registers a
+`BaseConnector` subclass under this group; nothing in the core changes. A
+connector that fails to import is reported with its error and does not hide
+the others; a class that is not a `BaseConnector` is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from stevedore import ExtensionManager
+
+from efi_job_manager.connector import BaseConnector
+
+__all__ = [
+    "NAMESPACE",
+    "ConnectorInfo",
+    "ConnectorLoadError",
+    "ConnectorNotFound",
+    "available_connectors",
+    "load_connector",
+]
+
+log = logging.getLogger(__name__)
+
+#: The entry point group connectors register under.
+NAMESPACE = "efi_job_manager.connectors"
+
+
+class ConnectorNotFound(LookupError):
+    """No connector is installed under the name asked for."""
+
+    def __init__(self, name: str, installed: Mapping[str, ConnectorInfo]) -> None:
+        self.name = name
+        self.installed = dict(installed)
+        usable = sorted(n for n, i in installed.items() if i.error is None)
+        broken = sorted(n for n, i in installed.items() if i.error is not None)
+        text = f"no connector named {name!r} is installed"
+        text += f"; installed: {', '.join(usable)}" if usable else "; none is installed"
+        if broken:
+            text += f"; broken: {', '.join(broken)}"
+        text += f" (connectors register under the entry point group {NAMESPACE!r})"
+        super().__init__(text)
+
+
+class ConnectorLoadError(ImportError):
+    """A connector is registered but cannot be used: it fails to import, or is not a connector."""
+
+
+@attrs.frozen
+class ConnectorInfo:
+    """One registered connector.
+
+    Attributes:
+        name: The entry point name (what ``connector = "…"`` in the config names).
+        target: The entry point's ``module:attribute``.
+        distribution: The distribution that registered it, with its version, if known.
+        cls: The loaded class, when it loads and is a `BaseConnector`.
+        error: Why it cannot be used, when it cannot.
+    """
+
+    name: str
+    target: str
+    distribution: str | None
+    cls: type[BaseConnector] | None = None
+    error: str | None = None
+
+
+def _distribution(entry_point: Any) -> str | None:
+    dist = getattr(entry_point, "dist", None)
+    if dist is None:
+        return None
+    return f"{dist.name} {dist.version}"
+
+
+def _check_class(name: str, target: str, plugin: object) -> type[BaseConnector]:
+    if not (isinstance(plugin, type) and issubclass(plugin, BaseConnector)):
+        raise ConnectorLoadError(
+            f"connector {name!r} ({target}) is not a subclass of "
+            f"efi_job_manager.BaseConnector: {plugin!r}")
+    return plugin
+
+
+def available_connectors() -> dict[str, ConnectorInfo]:
+    """Return every registered connector, usable or not, by name.
+
+    Never raises for a broken connector: its `ConnectorInfo.error` says what is wrong.
+    """
+    failures: dict[str, str] = {}
+
+    def on_failure(_manager: Any, entry_point: Any, exc: BaseException) -> None:
+        failures[entry_point.name] = f"{type(exc).__name__}: {exc}"
+        log.warning("connector %r (%s) cannot be loaded: %s: %s",
+                    entry_point.name, entry_point.value, type(exc).__name__, exc)
+
+    manager = ExtensionManager(NAMESPACE, invoke_on_load=False,
+                               on_load_failure_callback=on_failure)
+    found: dict[str, ConnectorInfo] = {}
+    for ext in manager.extensions:
+        target = ext.entry_point.value
+        try:
+            cls = _check_class(ext.name, target, ext.plugin)
+        except ConnectorLoadError as exc:
+            found[ext.name] = ConnectorInfo(ext.name, target, _distribution(ext.entry_point),
+                                            error=str(exc))
+        else:
+            found[ext.name] = ConnectorInfo(ext.name, target, _distribution(ext.entry_point),
+                                            cls=cls)
+    for entry_point in manager.list_entry_points():
+        if entry_point.name in failures and entry_point.name not in found:
+            found[entry_point.name] = ConnectorInfo(
+                entry_point.name, entry_point.value, _distribution(entry_point),
+                error=failures[entry_point.name])
+    return dict(sorted(found.items()))
+
+
+def connector_class(name: str) -> type[BaseConnector]:
+    """Return the class registered as ``name``.
+
+    Raises:
+        ConnectorNotFound: nothing is registered under ``name``.
+        ConnectorLoadError: it is registered but fails to import or is not a connector.
+    """
+    installed = available_connectors()
+    info = installed.get(name)
+    if info is None:
+        raise ConnectorNotFound(name, installed)
+    if info.cls is None:
+        raise ConnectorLoadError(f"connector {name!r} ({info.target}) cannot be used: {info.error}")
+    return info.cls
+
+
+def load_connector(name: str, config: Mapping[str, Any] | None = None) -> BaseConnector:
+    """Build the connector registered as ``name`` with its configuration section.
+
+    Raises:
+        ConnectorNotFound: nothing is registered under ``name`` (the message lists what is).
+        ConnectorLoadError: it is registered but fails to import or is not a connector.
+        Exception: whatever the connector's constructor raises for a bad configuration.
+    """
+    return connector_class(name)(dict(config or {}))

@@ -1,0 +1,168 @@
+"""A job's directory under the central results directory, and the manager's notes in it.
+
+EFI-Web's table has no column for what only the manager needs, so that lives
+here as small JSON files written atomically (temporary name, then rename):
+
+- ``params.json`` and the staged inputs: what the pipeline reads;
+- ``failure.json``: why a job failed, for users, operators and ``jobs show``;
+- ``.efi/destination.json``: where the job was submitted and its scheduler id,
+  so status, cancel and results go to the same place after routing changes;
+- ``.efi/cancel.json``: the cancellation was sent to the scheduler;
+- ``.efi/unknown.json``: since when the scheduler has not known the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["JobDirectory", "atomic_write_text"]
+
+log = logging.getLogger(__name__)
+
+_NOTES = ".efi"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        Path(tmp).replace(target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+class JobDirectory:
+    """``<results_dir>/<job id>/`` and the files the manager keeps there."""
+
+    def __init__(self, results_dir: Path, job_id: int) -> None:
+        self.path = results_dir / str(int(job_id))
+        self.job_id = int(job_id)
+
+    def exists(self) -> bool:
+        """Whether the directory has been made."""
+        return self.path.is_dir()
+
+    # -- generic ----------------------------------------------------------------------
+
+    def write_json(self, relative: str, data: Mapping[str, Any]) -> Path:
+        """Write a JSON file inside the directory atomically and return its path."""
+        target = self.path / relative
+        atomic_write_text(target, json.dumps(data, indent=2, sort_keys=True,
+                                             default=_json_default) + "\n")
+        return target
+
+    def read_json(self, relative: str) -> dict[str, Any] | None:
+        """Read a JSON object from the directory; None if absent or unreadable (logged)."""
+        target = self.path / relative
+        try:
+            data = json.loads(target.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("job %s: cannot read %s: %s", self.job_id, target, exc)
+            return None
+        return data if isinstance(data, dict) else None
+
+    # -- staging ----------------------------------------------------------------------
+
+    def stage(self, params: Mapping[str, Any], inputs: Mapping[str, Path],
+              extra_files: Mapping[str, str]) -> Path:
+        """Write ``params.json``, copy the inputs and write extra files; idempotent.
+
+        Returns:
+            The path of ``params.json``.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        for name, source in inputs.items():
+            _copy_atomically(source, self._inside(name))
+        for name, text in extra_files.items():
+            atomic_write_text(self._inside(name), text)
+        return self.write_json("params.json", params)
+
+    def _inside(self, name: str) -> Path:
+        target = (self.path / name).resolve()
+        if not target.is_relative_to(self.path.resolve()):
+            raise ValueError(f"job {self.job_id}: file name {name!r} leaves the job directory")
+        return target
+
+    # -- the manager's notes ----------------------------------------------------------
+
+    def record_destination(self, destination: str, scheduler_id: str | None = None) -> None:
+        """Remember where the job was (or is about to be) submitted."""
+        data: dict[str, Any] = {"destination": destination}
+        if scheduler_id is not None:
+            data["scheduler_id"] = scheduler_id
+        self.write_json(f"{_NOTES}/destination.json", data)
+
+    def destination(self) -> str | None:
+        """The destination recorded for this job, if any."""
+        data = self.read_json(f"{_NOTES}/destination.json")
+        value = data.get("destination") if data else None
+        return value if isinstance(value, str) else None
+
+    def record_cancel_sent(self, time: datetime, scheduler_id: str) -> None:
+        """Remember that the scheduler was asked to cancel this job."""
+        self.write_json(f"{_NOTES}/cancel.json", {"time": time, "scheduler_id": scheduler_id})
+
+    def cancel_sent(self, scheduler_id: str) -> bool:
+        """Whether the cancellation of this scheduler job was already sent."""
+        data = self.read_json(f"{_NOTES}/cancel.json")
+        return bool(data) and data.get("scheduler_id") == scheduler_id  # type: ignore[union-attr]
+
+    def record_failure(self, reason: str, time: datetime, **details: Any) -> None:
+        """Write ``failure.json`` with the reason and whatever the scheduler said."""
+        self.write_json("failure.json", {"job_id": self.job_id, "reason": reason, "time": time,
+                                         **details})
+
+    def failure(self) -> dict[str, Any] | None:
+        """The recorded failure, if any."""
+        return self.read_json("failure.json")
+
+    def unknown_since(self, now: datetime) -> datetime:
+        """Since when the scheduler has not known the job (recorded now if not yet)."""
+        data = self.read_json(f"{_NOTES}/unknown.json")
+        if data and isinstance(data.get("since"), str):
+            try:
+                return datetime.fromisoformat(data["since"])
+            except ValueError:
+                pass
+        self.write_json(f"{_NOTES}/unknown.json", {"since": now})
+        return now
+
+    def clear_unknown(self) -> None:
+        """Forget an unknown period: the scheduler knows the job again."""
+        (self.path / _NOTES / "unknown.json").unlink(missing_ok=True)

@@ -1,0 +1,463 @@
+"""`JobRepository`: every SQL statement of the product.
+
+The manager never writes SQL; it asks the repository. Every status change is
+one compare-and-set ``UPDATE … WHERE id = :id AND status = :from`` with its
+column updates in the same transaction, and says whether it won: zero rows
+means someone else (the web, an operator, another manager) moved the job
+first, and the caller must re-read rather than overwrite.
+
+Queries that run every cycle select by ``status`` (indexed: ``ix_Job_status``),
+so a cycle's cost does not grow with the number of finished rows.
+
+Rows whose ``job_type`` the model does not know are never loaded as objects
+(SQLAlchemy would refuse them); `new_jobs_of_unknown_type` reports them so
+the manager can fail them with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import attrs
+from sqlalchemy import Engine, Select, Table, create_engine, func, inspect, or_, select, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker, with_polymorphic
+
+from efi_job_manager.clock import utcnow
+from efi_job_manager.models import Job, job_classes, updatable_columns
+from efi_job_manager.status import Status, check_transition
+
+__all__ = [
+    "CandidateJob",
+    "Completion",
+    "InvalidSchedulerId",
+    "JobRepository",
+    "UnknownJobRow",
+    "make_engine",
+]
+
+log = logging.getLogger(__name__)
+
+#: Largest value of EFI-Web's INTEGER ``schedulerJobId`` column on every supported database.
+_MAX_SCHEDULER_ID = 2**31 - 1
+
+
+class InvalidSchedulerId(ValueError):
+    """A connector returned a scheduler id that is not a non-negative integer."""
+
+    def __init__(self, job_id: int, value: object) -> None:
+        self.job_id = job_id
+        self.value = value
+        super().__init__(
+            f"job {job_id}: scheduler id {value!r} cannot be stored in Job.schedulerJobId "
+            f"(an integer column): the connector must return a string of digits")
+
+
+@attrs.frozen
+class CandidateJob:
+    """A ``new`` row offered to the claim's ``accept`` predicate."""
+
+    id: int
+    job_type: str
+    user_id: int | None
+    time_created: datetime | None
+
+
+@attrs.frozen
+class UnknownJobRow:
+    """A row whose ``job_type`` the model does not know."""
+
+    id: int
+    job_type: str
+    status: str
+
+
+@attrs.frozen
+class Completion:
+    """The outcome of `JobRepository.complete`.
+
+    Attributes:
+        won: The compare-and-set succeeded and the values were written.
+        written: Columns written (empty if not won).
+        rejected: Keys that were asked for but are not updatable columns of the job's type.
+    """
+
+    won: bool
+    written: Mapping[str, Any]
+    rejected: tuple[str, ...]
+
+
+def make_engine(url: str | URL, *, connect_timeout: float = 10.0, echo: bool = False) -> Engine:
+    """Create an engine with a connect timeout and pool pre-ping for any supported database.
+
+    Args:
+        url: A SQLAlchemy URL (``sqlite:///…``, ``postgresql+psycopg://…``,
+            ``mysql+pymysql://…``).
+        connect_timeout: Seconds to wait for a connection (or a SQLite lock).
+        echo: Log every statement (never passwords: SQLAlchemy logs parameters, not the URL).
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite":
+        connect_args["timeout"] = connect_timeout
+    elif backend in ("postgresql", "mysql", "mariadb"):
+        connect_args["connect_timeout"] = max(1, round(connect_timeout))
+    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True, echo=echo)
+
+
+class JobRepository:
+    """Reads and moves rows of EFI-Web's ``Job`` table.
+
+    Args:
+        engine: Where the table is.
+        job_class: The mapped base class (the shipped `efi_job_manager.models.Job`
+            or a project's own, see `efi_job_manager.models.load_job_model`).
+        clock: Returns "now" for time columns (naive UTC by default); tests inject one.
+    """
+
+    def __init__(self, engine: Engine, job_class: type[Job] = Job, *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.engine = engine
+        self.job_class = job_class
+        self.clock = clock
+        self._classes = job_classes(job_class)
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._skip_locked = engine.dialect.name in ("postgresql", "mysql", "mariadb")
+
+    @classmethod
+    def from_url(cls, url: str | URL, *, job_class: type[Job] = Job,
+                 connect_timeout: float = 10.0) -> JobRepository:
+        """Create a repository on a new engine for ``url``."""
+        return cls(make_engine(url, connect_timeout=connect_timeout), job_class)
+
+    @property
+    def _table(self) -> Table:
+        return cast("Table", self.job_class.__table__)
+
+    @property
+    def job_classes(self) -> Mapping[str, type[Job]]:
+        """``job_type → mapped class`` of the repository's model."""
+        return self._classes
+
+    @property
+    def known_job_types(self) -> frozenset[str]:
+        """The ``job_type`` values the model maps."""
+        return frozenset(self._classes)
+
+    def close(self) -> None:
+        """Close the engine's pooled connections."""
+        self.engine.dispose()
+
+    # -- reading -------------------------------------------------------------------
+
+    def _select_jobs(self) -> tuple[Any, Select[Any]]:
+        entity = with_polymorphic(self.job_class, "*")
+        return entity, select(entity).where(entity.job_type.in_(sorted(self._classes)))
+
+    def _load(self, build: Callable[[Any, Select[Any]], Select[Any]]) -> list[Job]:
+        entity, stmt = self._select_jobs()
+        with self._sessions() as session:
+            return list(session.scalars(build(entity, stmt)).all())
+
+    def get(self, job_id: int) -> Job | None:
+        """Return one job, or None if there is no row with a known job type for this id."""
+        rows = self._load(lambda e, s: s.where(e.id == job_id))
+        return rows[0] if rows else None
+
+    def get_raw(self, job_id: int) -> Mapping[str, Any] | None:
+        """Return one row as a plain mapping of its mapped base columns, whatever its type."""
+        table = self._table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.id == job_id)).mappings().first()
+        return dict(row) if row is not None else None
+
+    def jobs(self, statuses: Iterable[Status] | None = None, *, limit: int = 100,
+             newest_first: bool = True) -> list[Job]:
+        """Return jobs of known types, optionally by status, for listings."""
+        wanted = [s.value for s in statuses] if statuses is not None else None
+
+        def build(e: Any, s: Select[Any]) -> Select[Any]:
+            if wanted is not None:
+                s = s.where(e.status.in_(wanted))
+            order = e.id.desc() if newest_first else e.id.asc()
+            return s.order_by(order).limit(limit)
+
+        return self._load(build)
+
+    def counts_by_status(self) -> dict[str, int]:
+        """Return ``raw status string → number of rows``, unknown strings included."""
+        table = self._table
+        stmt = select(table.c.status, func.count()).group_by(table.c.status)
+        with self.engine.connect() as conn:
+            return {str(status): int(n) for status, n in conn.execute(stmt)}
+
+    def running_counts(self) -> tuple[dict[int | None, int], dict[str, int]]:
+        """Return the running jobs counted by ``user_id`` and by ``job_type``."""
+        table = self._table
+        running = table.c.status == Status.RUNNING.value
+        with self.engine.connect() as conn:
+            by_user = {u: int(n) for u, n in conn.execute(
+                select(table.c.user_id, func.count()).where(running).group_by(table.c.user_id))}
+            by_type = {str(t): int(n) for t, n in conn.execute(
+                select(table.c.job_type, func.count()).where(running).group_by(table.c.job_type))}
+        return by_user, by_type
+
+    def running_jobs(self) -> list[Job]:
+        """Return every ``running`` job that has a scheduler id, oldest first."""
+        return self._load(lambda e, s: s.where(
+            e.status == Status.RUNNING.value, e.schedulerJobId.is_not(None)).order_by(e.id))
+
+    def running_without_scheduler_id(self, started_before: datetime | None = None) -> list[Job]:
+        """Return ``running`` jobs with no scheduler id (claimed, submission not recorded).
+
+        Args:
+            started_before: Only jobs claimed before this time (the grace period).
+        """
+        def build(e: Any, s: Select[Any]) -> Select[Any]:
+            s = s.where(e.status == Status.RUNNING.value, e.schedulerJobId.is_(None))
+            if started_before is not None:
+                s = s.where(or_(e.timeStarted.is_(None), e.timeStarted < started_before))
+            return s.order_by(e.id)
+
+        return self._load(build)
+
+    def cancelled_to_propagate(self, since: datetime) -> list[Job]:
+        """Return ``cancelled`` jobs that have a scheduler job, cancelled since ``since``.
+
+        Whether the cancellation was already sent is the manager's record (in
+        the job's directory); this returns the candidates. Jobs with no
+        ``timeCompleted`` are included whatever their age.
+        """
+        return self._load(lambda e, s: s.where(
+            e.status == Status.CANCELLED.value,
+            e.schedulerJobId.is_not(None),
+            or_(e.timeCompleted.is_(None), e.timeCompleted >= since),
+        ).order_by(e.id))
+
+    def new_jobs_of_unknown_type(self, limit: int = 100) -> list[UnknownJobRow]:
+        """Return ``new`` rows whose ``job_type`` the model does not map."""
+        table = self._table
+        stmt = (select(table.c.id, table.c.job_type, table.c.status)
+                .where(table.c.status == Status.NEW.value,
+                       table.c.job_type.not_in(sorted(self._classes)))
+                .order_by(table.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [UnknownJobRow(int(i), str(t), str(s)) for i, t, s in conn.execute(stmt)]
+
+    # -- writing -------------------------------------------------------------------
+
+    def claim_new(self, limit: int, *, accept: Callable[[CandidateJob], bool] | None = None,
+                  scan: int | None = None) -> list[Job]:
+        """Move up to ``limit`` ``new`` jobs to ``running``, oldest first, and return them.
+
+        Each claim is a compare-and-set ``new → running`` that sets
+        ``timeStarted`` and clears ``schedulerJobId``; on PostgreSQL and
+        MariaDB candidates are locked with ``FOR UPDATE SKIP LOCKED`` so
+        several managers share one table. Every job is claimed by exactly one
+        caller.
+
+        Args:
+            limit: Most jobs to claim.
+            accept: Called for each candidate in order; return False to leave it
+                ``new`` (capacity per user or per pipeline).
+            scan: How many candidates to look at (default ``4 * limit``).
+        """
+        if limit <= 0:
+            return []
+        candidates_stmt = self._candidates(scan or 4 * limit)
+        table = self._table
+        now = self.clock()
+        claimed: list[int] = []
+        with self.engine.begin() as conn:
+            for row in conn.execute(candidates_stmt).all():
+                if len(claimed) >= limit:
+                    break
+                candidate = CandidateJob(int(row.id), str(row.job_type), row.user_id,
+                                         row.timeCreated)
+                if accept is not None and not accept(candidate):
+                    continue
+                result = conn.execute(
+                    update(table)
+                    .where(table.c.id == candidate.id, table.c.status == Status.NEW.value)
+                    .values(status=Status.RUNNING.value, timeStarted=now, schedulerJobId=None))
+                if result.rowcount == 1:
+                    claimed.append(candidate.id)
+        if not claimed:
+            return []
+        return self._load(lambda e, s: s.where(e.id.in_(claimed)).order_by(e.id))
+
+    def _candidates(self, scan: int) -> Select[Any]:
+        table = self._table
+        stmt = (
+            select(table.c.id, table.c.job_type, table.c.user_id, table.c.timeCreated)
+            .where(table.c.status == Status.NEW.value,
+                   table.c.job_type.in_(sorted(self._classes)))
+            .order_by(table.c.timeCreated, table.c.id)
+            .limit(scan)
+        )
+        return stmt.with_for_update(skip_locked=True) if self._skip_locked else stmt
+
+    def cycle_queries(self) -> dict[str, Select[Any]]:
+        """Return the selects every cycle runs, by name, for query-plan checks and benchmarks."""
+        table = self._table
+        running = table.c.status == Status.RUNNING.value
+        return {
+            "claim": self._candidates(200),
+            "running": select(table.c.id).where(running, table.c.schedulerJobId.is_not(None)),
+            "unknown_types": select(table.c.id).where(
+                table.c.status == Status.NEW.value, table.c.job_type.not_in(sorted(self._classes))),
+            "running_by_user": select(table.c.user_id, func.count())
+                .where(running).group_by(table.c.user_id),
+        }
+
+    def transition(self, job_id: int, from_: Status, to: Status, *,
+                   values: Mapping[str, Any] | None = None,
+                   where: Mapping[str, Any] | None = None) -> bool:
+        """Move one job ``from_ → to`` with compare-and-set; return whether it won.
+
+        Time columns follow the move: entering ``running`` sets ``timeStarted``;
+        entering ``finished``/``failed``/``cancelled`` sets ``timeCompleted``;
+        a retry (back to ``new``) clears both and ``schedulerJobId``.
+
+        Args:
+            values: More columns to write in the same statement (base columns only).
+            where: More equality conditions (e.g. ``{"schedulerJobId": None}``).
+
+        Raises:
+            InvalidTransition: ``from_ → to`` is not allowed.
+        """
+        check_transition(from_, to)
+        table = self._table
+        now = self.clock()
+        changes: dict[str, Any] = {"status": to.value}
+        if to is Status.RUNNING:
+            changes["timeStarted"] = now
+        elif to in (Status.FINISHED, Status.FAILED, Status.CANCELLED):
+            changes["timeCompleted"] = now
+        elif to is Status.NEW:
+            changes.update(timeStarted=None, timeCompleted=None, schedulerJobId=None)
+        changes.update(values or {})
+        stmt = update(table).where(table.c.id == job_id, table.c.status == from_.value)
+        for column, value in (where or {}).items():
+            col = table.c[column]
+            stmt = stmt.where(col.is_(None) if value is None else col == value)
+        with self.engine.begin() as conn:
+            won = conn.execute(stmt.values(**changes)).rowcount == 1
+        log.debug("job %s: %s → %s %s", job_id, from_.value, to.value, "won" if won else "lost")
+        return won
+
+    def set_scheduler_id(self, job_id: int, scheduler_id: str) -> bool:
+        """Record the scheduler's id of a ``running`` job that has none yet.
+
+        Compare-and-set on ``schedulerJobId IS NULL``: of two managers that
+        submitted the same job, only the first records its id; the loser must
+        cancel its own submission.
+
+        Raises:
+            InvalidSchedulerId: ``scheduler_id`` is not a string of digits that fits the column.
+        """
+        value = parse_scheduler_id(job_id, scheduler_id)
+        table = self._table
+        stmt = (update(table)
+                .where(table.c.id == job_id, table.c.status == Status.RUNNING.value,
+                       table.c.schedulerJobId.is_(None))
+                .values(schedulerJobId=value))
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def take_over(self, job: Job) -> bool:
+        """Take a ``running`` job without a scheduler id over for recovery.
+
+        Compare-and-set on the claim time read in ``job``: of several managers
+        recovering the same job, exactly one wins, and the job's
+        ``timeStarted`` moves to now so the grace period starts again.
+        """
+        table = self._table
+        stmt = update(table).where(
+            table.c.id == job.id, table.c.status == Status.RUNNING.value,
+            table.c.schedulerJobId.is_(None))
+        if job.timeStarted is None:
+            stmt = stmt.where(table.c.timeStarted.is_(None))
+        else:
+            stmt = stmt.where(table.c.timeStarted == job.timeStarted)
+        with self.engine.begin() as conn:
+            return conn.execute(stmt.values(timeStarted=self.clock())).rowcount == 1
+
+    def complete(self, job: Job, to: Status, results: Mapping[str, Any] | None = None, *,
+                 from_: Status = Status.RUNNING) -> Completion:
+        """Move a job to ``to`` and write its result columns in one compare-and-set.
+
+        Only columns marked updatable for the job's type are written; other
+        keys are returned in ``rejected`` (and logged), never written.
+
+        Raises:
+            InvalidTransition: ``from_ → to`` is not allowed.
+        """
+        allowed = updatable_columns(type(job))
+        results = dict(results or {})
+        rejected = tuple(sorted(k for k in results if k not in allowed))
+        if rejected:
+            log.warning("job %s: not writing %s: not updatable result columns of %s",
+                        job.id, ", ".join(rejected), job.job_type)
+        written = {k: v for k, v in results.items() if k in allowed}
+        won = self._transition_with_results(job.id, from_, to, written)
+        return Completion(won, written if won else {}, rejected)
+
+    def _transition_with_results(self, job_id: int, from_: Status, to: Status,
+                                 columns: Mapping[str, Any]) -> bool:
+        check_transition(from_, to)
+        table = self._table
+        with self.engine.begin() as conn:
+            stmt = (update(table)
+                    .where(table.c.id == job_id, table.c.status == from_.value)
+                    .values(status=to.value, timeCompleted=self.clock(), **columns))
+            return conn.execute(stmt).rowcount == 1
+
+    # -- development only ----------------------------------------------------------
+
+    def table_exists(self) -> bool:
+        """Whether the ``Job`` table exists."""
+        return inspect(self.engine).has_table(self.job_class.__tablename__)
+
+    def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert rows (column name → value) in one transaction: for demos and tests.
+
+        EFI-Web is the only writer of new rows in production.
+        """
+        if not rows:
+            return
+        table = self._table
+        groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for r in rows:
+            groups.setdefault(frozenset(r), []).append(dict(r))
+        with self.engine.begin() as conn:
+            for group in groups.values():
+                conn.execute(table.insert(), group)
+
+    def session(self) -> Session:
+        """Return a new ORM session on the repository's engine (for tools and tests)."""
+        return self._sessions()
+
+
+def parse_scheduler_id(job_id: int, scheduler_id: object) -> int:
+    """Convert a connector's scheduler id to the integer stored in ``schedulerJobId``.
+
+    Raises:
+        InvalidSchedulerId: not a string of digits, or too large for the column.
+    """
+    if not isinstance(scheduler_id, str) or not scheduler_id.isascii() \
+            or not scheduler_id.isdigit():
+        raise InvalidSchedulerId(job_id, scheduler_id)
+    value = int(scheduler_id)
+    if value > _MAX_SCHEDULER_ID:
+        raise InvalidSchedulerId(job_id, scheduler_id)
+    return value
+
+
+def since(now: datetime, seconds: float) -> datetime:
+    """Return ``now`` minus ``seconds`` (a helper for grace periods and windows)."""
+    return now - timedelta(seconds=seconds)

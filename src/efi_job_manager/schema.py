@@ -1,0 +1,90 @@
+"""The ``Job`` table's shape: create it (development and tests only) and check it.
+
+In production EFI-Web creates and migrates the table; this product never
+creates or alters it there. `create_tables` is what ``efi-job-manager init-db``
+runs for a development database, and it refuses to touch a table that exists.
+`check_table` compares an existing table with the mapping for
+``efi-job-manager check``.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import attrs
+from sqlalchemy import Engine, Table, inspect
+
+from efi_job_manager.models import REQUIRED_COLUMNS, Job
+
+__all__ = ["TableExists", "TableReport", "check_table", "create_tables"]
+
+#: The index every cycle's queries rely on; EFI-Web's own table may lack it.
+STATUS_INDEX_DDL = 'CREATE INDEX ix_Job_status ON "Job" (status)'
+
+
+class TableExists(RuntimeError):
+    """`create_tables` found a ``Job`` table already there and left it alone."""
+
+
+@attrs.frozen
+class TableReport:
+    """How an existing ``Job`` table compares with the mapping.
+
+    Attributes:
+        exists: Whether the table is there at all.
+        missing_required: Columns the product cannot work without that the table lacks.
+        missing_optional: Mapped columns the table lacks (their job types cannot be loaded).
+        extra: Columns of the table the mapping does not know (harmless).
+        status_indexed: Whether some index starts with ``status``; without one a
+            cycle's cost grows with the number of rows.
+    """
+
+    exists: bool
+    missing_required: tuple[str, ...] = ()
+    missing_optional: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+    status_indexed: bool = False
+
+    @property
+    def usable(self) -> bool:
+        """Whether the repository can work on this table."""
+        return self.exists and not self.missing_required and not self.missing_optional
+
+
+def _table(job_class: type[Job]) -> Table:
+    return cast("Table", job_class.__table__)
+
+
+def create_tables(engine: Engine, job_class: type[Job] = Job) -> None:
+    """Create the ``Job`` table and its status index, for development and tests.
+
+    Raises:
+        TableExists: the table is already there; nothing was changed.
+    """
+    table = _table(job_class)
+    if inspect(engine).has_table(table.name):
+        raise TableExists(
+            f"table {table.name!r} already exists at {engine.url!r}; init-db never alters "
+            "an existing table (EFI-Web owns it)")
+    table.create(engine)
+
+
+def check_table(engine: Engine, job_class: type[Job] = Job) -> TableReport:
+    """Compare the database's ``Job`` table with the mapping, without changing anything."""
+    table = _table(job_class)
+    inspector = inspect(engine)
+    if not inspector.has_table(table.name):
+        return TableReport(exists=False)
+    present = {c["name"] for c in inspector.get_columns(table.name)}
+    mapped = {c.name for c in table.columns}
+    missing = sorted(mapped - present)
+    indexes = inspector.get_indexes(table.name)
+    status_indexed = any(
+        (ix.get("column_names") or [None])[0] == "status" for ix in indexes)
+    return TableReport(
+        exists=True,
+        missing_required=tuple(c for c in missing if c in REQUIRED_COLUMNS),
+        missing_optional=tuple(c for c in missing if c not in REQUIRED_COLUMNS),
+        extra=tuple(sorted(present - mapped)),
+        status_indexed=status_indexed,
+    )

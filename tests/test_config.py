@@ -1,0 +1,543 @@
+"""Tests of `efi_job_manager.config`: the TOML file, environment overrides and errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from efi_job_manager.config import (
+    LEGACY_SETTINGS,
+    ConfigError,
+    DatabaseSettings,
+    DestinationSettings,
+    Settings,
+    parse_duration,
+)
+
+SKETCH = (
+    """\
+[database]
+url = "mysql+pymysql://efi@db.example.org/efi_web"   # password: EFI_JOB_MANAGER_DATABASE__PASSWORD
+
+[manager]
+interval = "30s"
+results_dir = "/srv/efi/results"
+input_dir = "/srv/efi/uploads"
+max_running_jobs = 200
+max_running_jobs_per_user = 20
+
+[destinations.default]
+connector = "slurm"
+[destinations.default.settings]
+transport = "ssh"
+host = "login.cluster.example.org"
+user = "efi"
+remote_dir = "/scratch/efi/jobs"
+env_setup = "module load slurm nextflow"
+partition = "efi"
+[destinations.default.settings.profiles.est_generate_blast]
+cpus = 2
+memory = "32G"
+time = "24:00:00"
+
+[destinations.bigmem]
+connector = "slurm"
+"""
+    'settings = { transport = "ssh", host = "login.cluster.example.org", user = "efi", '
+    'remote_dir = "/scratch/efi/jobs", partition = "efi-mem" }\n'
+    """
+[routing]
+cgfp_quantify = "bigmem"
+
+[pipelines]
+nextflow = "nextflow"
+pipeline_dir = "/opt/EST/pipelines"
+config_dir = "/opt/EST/conf"
+"""
+    'params = { efi_config = "/opt/EST/efi.config", fasta_db = "/db/uniprot", '
+    'duckdb_temp_dir = "/scratch/duckdb" }\n'
+    """
+[notify.email]
+smtp = "smtp.example.org:587"
+sender = "efi-jobs@example.org"
+"""
+)
+
+SECRET = "s3cr3t-Pa55"
+
+WriteConfig = Callable[[str], Path]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> WriteConfig:
+    """Write a TOML text to ``efi-job-manager.toml`` in a temporary directory."""
+
+    def write(text: str) -> Path:
+        path = tmp_path / "conf" / "efi-job-manager.toml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+def load_text(write_config: WriteConfig, text: str, **environ: str) -> Settings:
+    return Settings.load(write_config(text), environ=environ)
+
+
+def error_of(write_config: WriteConfig, text: str, **environ: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_text(write_config, text, **environ)
+    return str(caught.value)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No path and no EFI_JOB_MANAGER_CONFIG: built-in defaults, paths under the cwd."""
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.load(environ={})
+    assert settings.config_file is None
+    assert settings.database.url == "sqlite:///efi-jobs.sqlite"
+    assert settings.database.password is None
+    assert settings.manager.interval == 30.0
+    assert settings.manager.max_running_jobs == 100
+    assert settings.manager.cancel_window == 7 * 24 * 3600
+    assert settings.manager.results_dir == tmp_path / "results"
+    assert settings.manager.input_dir == tmp_path / "uploads"
+    assert settings.destinations == {"default": DestinationSettings(connector="local")}
+    assert settings.routing == {}
+    assert settings.pipelines.command is None
+    assert settings.notify.email is None
+    assert settings.log_level == "INFO"
+
+
+def test_config_env_names_the_file(write_config: WriteConfig) -> None:
+    """Without a path, the file named by EFI_JOB_MANAGER_CONFIG is read."""
+    path = write_config("[manager]\nmax_running_jobs = 7\n")
+    settings = Settings.load(environ={"EFI_JOB_MANAGER_CONFIG": str(path)})
+    assert settings.manager.max_running_jobs == 7
+    assert settings.config_file == path
+
+
+def test_the_design_sketch_loads(write_config: WriteConfig) -> None:
+    """The site file sketched in DESIGN.md §6 loads with every value in place."""
+    settings = load_text(write_config, SKETCH)
+    assert settings.database.url == "mysql+pymysql://efi@db.example.org/efi_web"
+    assert settings.manager.interval == 30.0
+    assert settings.manager.results_dir == Path("/srv/efi/results")
+    assert settings.manager.max_running_jobs == 200
+    assert settings.manager.max_running_jobs_per_user == 20
+    default = settings.destinations["default"]
+    assert default.connector == "slurm"
+    assert default.settings["partition"] == "efi"
+    assert default.settings["profiles"] == {
+        "est_generate_blast": {"cpus": 2, "memory": "32G", "time": "24:00:00"}
+    }
+    assert settings.destinations["bigmem"].settings["partition"] == "efi-mem"
+    assert settings.routing == {"cgfp_quantify": "bigmem"}
+    assert settings.destination_for("cgfp_quantify") == "bigmem"
+    assert settings.destination_for("est_generate_blast") == "default"
+    assert settings.pipelines.pipeline_dir == Path("/opt/EST/pipelines")
+    assert settings.pipelines.params["fasta_db"] == "/db/uniprot"
+    assert settings.notify.email is not None
+    assert settings.notify.email.host == "smtp.example.org"
+    assert settings.notify.email.port == 587
+
+
+def test_config_env_is_not_an_override(write_config: WriteConfig) -> None:
+    """EFI_JOB_MANAGER_CONFIG is not read as an unknown ``config`` key."""
+    path = write_config("")
+    settings = Settings.load(path, environ={"EFI_JOB_MANAGER_CONFIG": "/nowhere.toml"})
+    assert settings.config_file == path
+
+
+def test_from_mapping_does_not_modify_its_input() -> None:
+    """from_mapping copies the mapping before applying environment overrides."""
+    data = {"destinations": {"default": {"connector": "slurm", "settings": {"a": 1}}}}
+    Settings.from_mapping(data, environ={"EFI_JOB_MANAGER_DESTINATIONS__DEFAULT__SETTINGS__A": "2"})
+    assert data == {"destinations": {"default": {"connector": "slurm", "settings": {"a": 1}}}}
+
+
+def test_legacy_settings_all_have_a_home() -> None:
+    """The first job manager's settings named in the design map onto dotted keys here."""
+    for old in ("DATABASE_URI", "EXECUTION_CONNECTOR", "LOCAL_JOB_DIRECTORY", "SOURCE_ENV_CMD"):
+        assert old in LEGACY_SETTINGS
+    assert LEGACY_SETTINGS["MAX_NUM_RUNNING_JOB"] == "manager.max_running_jobs"
+    assert LEGACY_SETTINGS["NEXTFLOW_PARAMS"] == "pipelines.params"
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def test_env_overrides_nested_keys(write_config: WriteConfig) -> None:
+    """EFI_JOB_MANAGER_<SECTION>__<KEY> overrides a key of the file, converted to its type."""
+    settings = load_text(
+        write_config,
+        SKETCH,
+        EFI_JOB_MANAGER_DATABASE__URL="postgresql://efi@db/efi",
+        EFI_JOB_MANAGER_MANAGER__MAX_RUNNING_JOBS="5",
+        EFI_JOB_MANAGER_MANAGER__DRY_RUN="yes",
+        EFI_JOB_MANAGER_MANAGER__INTERVAL="1m30s",
+        EFI_JOB_MANAGER_LOG_LEVEL="debug",
+    )
+    assert settings.database.url == "postgresql://efi@db/efi"
+    assert settings.manager.max_running_jobs == 5
+    assert settings.manager.dry_run is True
+    assert settings.manager.interval == 90.0
+    assert settings.log_level == "DEBUG"
+    assert settings.manager.max_running_jobs_per_user == 20
+
+
+def test_env_overrides_a_destination_setting(write_config: WriteConfig) -> None:
+    """A destination setting from the environment: TOML values parsed, other text verbatim."""
+    settings = load_text(
+        write_config,
+        SKETCH,
+        EFI_JOB_MANAGER_DESTINATIONS__DEFAULT__SETTINGS__PARTITION="efi-gpu",
+        EFI_JOB_MANAGER_DESTINATIONS__DEFAULT__SETTINGS__PORT="2222",
+        EFI_JOB_MANAGER_DESTINATIONS__DEFAULT__SETTINGS__STRICT="true",
+        EFI_JOB_MANAGER_DESTINATIONS__DEFAULT__SETTINGS__QUOTED='"42"',
+        EFI_JOB_MANAGER_DESTINATIONS__BIGMEM__SETTINGS__ENV_SETUP="module load x; echo 'y'",
+    )
+    default = settings.destinations["default"].settings
+    assert default["partition"] == "efi-gpu"
+    assert default["port"] == 2222
+    assert default["strict"] is True
+    assert default["quoted"] == "42"
+    assert default["profiles"]["est_generate_blast"]["cpus"] == 2
+    assert settings.destinations["bigmem"].settings["env_setup"] == "module load x; echo 'y'"
+
+
+def test_env_matches_existing_keys_ignoring_case(write_config: WriteConfig) -> None:
+    """An environment name reaches a mixed-case destination of the file."""
+    text = (
+        '[destinations.default]\nconnector = "local"\n[destinations.BigMem]\nconnector = "slurm"\n'
+    )
+    settings = load_text(
+        write_config, text, EFI_JOB_MANAGER_DESTINATIONS__BIGMEM__MAX_RUNNING_JOBS="3"
+    )
+    assert settings.destinations["BigMem"].max_running_jobs == 3
+
+
+def test_env_adds_a_destination_to_the_default_one() -> None:
+    """Without [destinations], the environment can add one next to the local default."""
+    settings = Settings.from_mapping(
+        {"routing": {"cgfp_quantify": "bigmem"}},
+        environ={"EFI_JOB_MANAGER_DESTINATIONS__BIGMEM__CONNECTOR": "slurm"},
+    )
+    assert settings.destinations["default"].connector == "local"
+    assert settings.destinations["bigmem"].connector == "slurm"
+
+
+def test_empty_env_value_unsets_an_optional_key(write_config: WriteConfig) -> None:
+    """An empty value for an optional key means "not set"."""
+    settings = load_text(
+        write_config, SKETCH, EFI_JOB_MANAGER_MANAGER__MAX_RUNNING_JOBS_PER_USER=""
+    )
+    assert settings.manager.max_running_jobs_per_user is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("true", True), ("1", True), ("On", True), ("no", False), ("0", False), ("FALSE", False)],
+)
+def test_env_booleans(text: str, expected: bool) -> None:
+    """Booleans from the environment accept true/false, 1/0, yes/no, on/off."""
+    settings = Settings.from_mapping({}, environ={"EFI_JOB_MANAGER_DATABASE__ECHO": text})
+    assert settings.database.echo is expected
+
+
+def test_env_lists(write_config: WriteConfig) -> None:
+    """A list from the environment is a TOML array, or comma / shell separated text."""
+    text = '[notify.email]\nsmtp = "mail:25"\nsender = "efi@example.org"\n'
+    settings = load_text(
+        write_config,
+        text,
+        EFI_JOB_MANAGER_NOTIFY__EMAIL__RECIPIENTS="a@example.org, b@example.org",
+        EFI_JOB_MANAGER_PIPELINES__COMMAND='nextflow run "{pipeline}" -params-file params.json',
+    )
+    assert settings.notify.email is not None
+    assert settings.notify.email.recipients == ("a@example.org", "b@example.org")
+    assert settings.pipelines.command == (
+        "nextflow",
+        "run",
+        "{pipeline}",
+        "-params-file",
+        "params.json",
+    )
+    settings = load_text(write_config, text, EFI_JOB_MANAGER_PIPELINES__COMMAND='["a b", "c"]')
+    assert settings.pipelines.command == ("a b", "c")
+
+
+def test_file_strings_are_not_numbers(write_config: WriteConfig) -> None:
+    """In the file a number must be a TOML number; only the environment converts text."""
+    message = error_of(write_config, '[manager]\nclaim_batch = "10"\n')
+    assert 'manager.claim_batch = "10": expected an integer >= 1' in message
+
+
+# --------------------------------------------------------------------------- durations
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (30, 30.0),
+        (2.5, 2.5),
+        ("30", 30.0),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("500ms", 0.5),
+        ("1h30m", 5400.0),
+        ("1h 30m 15s", 5415.0),
+        ("1.5h", 5400.0),
+        ("7d", 604800.0),
+        ("0", 0.0),
+    ],
+)
+def test_parse_duration(value: str | float, seconds: float) -> None:
+    """Durations are seconds, or number-unit pairs in ms, s, m, h, d."""
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["", "soon", "5 parsecs", "m5", "-3s", "-1", "inf", "1h-5m"])
+def test_parse_duration_refuses_nonsense(value: str) -> None:
+    """Anything else, negative or infinite durations included, is a ValueError."""
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(value)
+
+
+def test_parse_duration_refuses_booleans() -> None:
+    """A boolean is not a number of seconds."""
+    with pytest.raises(TypeError):
+        parse_duration(True)
+
+
+def test_durations_in_the_file(write_config: WriteConfig) -> None:
+    """Duration keys take numbers or strings in the file."""
+    text = '[manager]\ninterval = 5\nsubmit_grace = "10m"\nlost_grace = 0.5\ncancel_window = "2d"\n'
+    manager = load_text(write_config, text).manager
+    assert (manager.interval, manager.submit_grace) == (5.0, 600.0)
+    assert (manager.lost_grace, manager.cancel_window) == (0.5, 172800.0)
+
+
+def test_interval_must_be_positive(write_config: WriteConfig) -> None:
+    """A zero interval would spin: it is refused."""
+    message = error_of(write_config, '[manager]\ninterval = "0s"\n')
+    assert 'manager.interval = "0s": expected a duration > 0' in message
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_wrong_type_names_source_key_value_and_expectation(write_config: WriteConfig) -> None:
+    """A wrong value names the file, the dotted key, the value and what was expected."""
+    path = write_config('[manager]\nmax_running_jobs = "ten"\n')
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(path, environ={})
+    assert (
+        str(caught.value) == f'{path}: manager.max_running_jobs = "ten": expected an integer >= 1'
+    )
+
+
+def test_wrong_env_value_names_the_variable(write_config: WriteConfig) -> None:
+    """A wrong value from the environment names the variable, not the file."""
+    message = error_of(write_config, "", EFI_JOB_MANAGER_MANAGER__MAX_RUNNING_JOBS="ten")
+    assert message == (
+        'EFI_JOB_MANAGER_MANAGER__MAX_RUNNING_JOBS: manager.max_running_jobs = "ten": '
+        "expected an integer >= 1"
+    )
+
+
+def test_wrong_type_deep_in_a_destination(write_config: WriteConfig) -> None:
+    """Keys of destinations are named with their full dotted path."""
+    text = '[destinations.default]\nconnector = "slurm"\nmax_running_jobs = 0\n'
+    message = error_of(write_config, text)
+    assert "destinations.default.max_running_jobs = 0: expected an integer >= 1" in message
+
+
+def test_unknown_key_suggests_the_close_one(write_config: WriteConfig) -> None:
+    """A misspelt key is refused, with the known key it most resembles."""
+    message = error_of(write_config, "[manager]\nmax_runing_jobs = 10\n")
+    assert "unknown key manager.max_runing_jobs" in message
+    assert "did you mean manager.max_running_jobs?" in message
+
+
+def test_unknown_section_is_an_error(write_config: WriteConfig) -> None:
+    """An unknown top-level table is refused."""
+    message = error_of(write_config, '[connectors.slurm]\npartition = "efi"\n')
+    assert "unknown key connectors" in message
+    assert "destinations" in message
+
+
+def test_legacy_key_names_its_new_home(write_config: WriteConfig) -> None:
+    """A setting of the first job manager at the top level points to its new key."""
+    message = error_of(write_config, 'DATABASE_URI = "sqlite:///x.db"\n')
+    assert "unknown key DATABASE_URI" in message
+    assert "database.url" in message
+
+
+def test_unknown_env_variable_is_an_error(write_config: WriteConfig) -> None:
+    """An EFI_JOB_MANAGER_* variable naming no setting is refused like a key of the file."""
+    message = error_of(write_config, "", EFI_JOB_MANAGER_MANAGER__INTERVALL="5s")
+    assert message.startswith("EFI_JOB_MANAGER_MANAGER__INTERVALL: unknown key manager.intervall")
+    assert "did you mean manager.interval?" in message
+
+
+def test_single_underscore_env_variable_gets_a_hint(write_config: WriteConfig) -> None:
+    """EFI_JOB_MANAGER_DATABASE_PASSWORD is refused with the double-underscore spelling."""
+    message = error_of(write_config, "", EFI_JOB_MANAGER_DATABASE_PASSWORD=SECRET)
+    assert "EFI_JOB_MANAGER_DATABASE__PASSWORD" in message
+    assert SECRET not in message
+
+
+def test_routing_to_a_missing_destination(write_config: WriteConfig) -> None:
+    """Routing a job type to a destination that does not exist names the routing key."""
+    message = error_of(write_config, '[routing]\ncgfp_quantify = "bigmen"\n')
+    assert 'routing.cgfp_quantify = "bigmen"' in message
+    assert "configured destination (default)" in message
+
+
+def test_missing_default_destination(write_config: WriteConfig) -> None:
+    """Destinations without one named "default" need manager.default_destination."""
+    text = '[destinations.cluster]\nconnector = "slurm"\n'
+    message = error_of(write_config, text)
+    assert 'no destination named "default"' in message
+    assert "manager.default_destination" in message
+    settings = load_text(write_config, '[manager]\ndefault_destination = "cluster"\n' + text)
+    assert settings.destination_for("anything") == "cluster"
+
+
+def test_default_destination_must_exist(write_config: WriteConfig) -> None:
+    """manager.default_destination naming no destination is refused."""
+    message = error_of(write_config, '[manager]\ndefault_destination = "cluster"\n')
+    assert 'manager.default_destination = "cluster": expected the name of a configured' in message
+
+
+def test_destination_needs_a_connector(write_config: WriteConfig) -> None:
+    """A destination without a connector is refused."""
+    message = error_of(write_config, '[destinations.default]\nsettings = { partition = "x" }\n')
+    assert "destinations.default.connector is required" in message
+
+
+def test_invalid_toml(write_config: WriteConfig) -> None:
+    """A file that is not TOML gives a ConfigError with tomllib's message."""
+    path = write_config("[manager\ninterval = 5\n")
+    with pytest.raises(ConfigError, match=r"invalid TOML: .*line 1") as caught:
+        Settings.load(path, environ={})
+    assert str(caught.value).startswith(str(path))
+
+
+def test_explicit_missing_file(tmp_path: Path) -> None:
+    """A file named explicitly must exist."""
+    path = tmp_path / "nowhere.toml"
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        Settings.load(path, environ={})
+
+
+def test_missing_file_named_by_env(tmp_path: Path) -> None:
+    """A missing file named by EFI_JOB_MANAGER_CONFIG says the variable named it."""
+    environ = {"EFI_JOB_MANAGER_CONFIG": str(tmp_path / "nowhere.toml")}
+    with pytest.raises(ConfigError, match=r"^EFI_JOB_MANAGER_CONFIG: .*not found"):
+        Settings.load(environ=environ)
+
+
+def test_config_error_is_a_value_error() -> None:
+    """Callers may catch ConfigError as ValueError."""
+    assert issubclass(ConfigError, ValueError)
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def test_password_never_in_repr(write_config: WriteConfig) -> None:
+    """Neither the password key nor a password in the URL appears in repr or str."""
+    text = f'[database]\nurl = "postgresql://efi:{SECRET}@db/efi"\n'
+    text += f'[notify.email]\nsmtp = "m:25"\nsender = "a@b"\npassword = "{SECRET}"\n'
+    text += f'[destinations.default]\nconnector = "slurm"\nsettings = {{ password = "{SECRET}" }}\n'
+    settings = load_text(write_config, text, EFI_JOB_MANAGER_DATABASE__PASSWORD=SECRET + "2")
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(settings)
+    assert settings.database.password == SECRET + "2"
+
+
+def test_redacted_hides_secrets(write_config: WriteConfig) -> None:
+    """redacted() replaces every secret by *** and masks the database URL."""
+    text = '[database]\nurl = "postgresql://efi@db/efi"\n'
+    text += f'[notify.email]\nsmtp = "m:25"\nsender = "a@b"\npassword = "{SECRET}"\n'
+    text += '[destinations.default]\nconnector = "slurm"\n'
+    text += f'settings = {{ api_token = "{SECRET}", host = "h" }}\n'
+    settings = load_text(write_config, text, EFI_JOB_MANAGER_DATABASE__PASSWORD=SECRET)
+    printed = settings.redacted()
+    assert SECRET not in repr(printed)
+    assert printed["database"]["url"] == "postgresql://efi:***@db/efi"
+    assert printed["database"]["password"] == "***"
+    assert printed["notify"]["email"]["password"] == "***"
+    assert printed["destinations"]["default"]["settings"] == {"api_token": "***", "host": "h"}
+
+
+def test_masked_url_masks_a_password_in_the_url() -> None:
+    """masked_url hides a password written in the URL."""
+    database = DatabaseSettings(url=f"postgresql://efi:{SECRET}@db/efi")
+    assert database.masked_url == "postgresql://efi:***@db/efi"
+    assert database.sqlalchemy_url.password == SECRET
+
+
+def test_password_key_wins_over_the_url() -> None:
+    """The password key replaces one in the URL, and is masked too."""
+    database = DatabaseSettings(url="postgresql://efi:old@db/efi", password=SECRET)
+    assert database.sqlalchemy_url.password == SECRET
+    assert database.masked_url == "postgresql://efi:***@db/efi"
+
+
+def test_password_not_in_wrong_type_error(write_config: WriteConfig) -> None:
+    """A wrongly typed password is shown as *** in the error."""
+    message = error_of(write_config, "[database]\npassword = 123456789\n")
+    assert message.endswith("database.password = ***: expected a string")
+    assert "123456789" not in message
+
+
+def test_password_not_in_bad_url_error(write_config: WriteConfig) -> None:
+    """An unparsable URL with a password is shown masked in the error."""
+    message = error_of(write_config, f'[database]\nurl = "mysql://efi:{SECRET}@db:port/efi"\n')
+    assert "database.url" in message
+    assert SECRET not in message
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def test_relative_paths_resolve_against_the_file(write_config: WriteConfig) -> None:
+    """Relative paths in the file are relative to the file's directory."""
+    text = '[manager]\nresults_dir = "results"\ninput_dir = "../uploads"\n'
+    text += '[pipelines]\npipeline_dir = "EST/pipelines"\n'
+    text += '[database]\nurl = "sqlite:///jobs.sqlite"\n'
+    path = write_config(text)
+    settings = Settings.load(path, environ={})
+    here = path.parent
+    assert settings.manager.results_dir == here / "results"
+    assert settings.manager.input_dir == here.parent / "uploads"
+    assert settings.pipelines.pipeline_dir == here / "EST/pipelines"
+    assert settings.database.sqlalchemy_url.database == str(here / "jobs.sqlite")
+
+
+def test_relative_env_paths_resolve_against_the_cwd(
+    write_config: WriteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative paths from the environment are relative to the current directory."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    settings = load_text(write_config, "", EFI_JOB_MANAGER_MANAGER__RESULTS_DIR="out")
+    assert settings.manager.results_dir == cwd / "out"
+
+
+def test_connector_settings_paths_are_untouched(write_config: WriteConfig) -> None:
+    """Paths inside a connector's settings are passed through as written."""
+    text = '[destinations.default]\nconnector = "slurm"\nsettings = { remote_dir = "jobs" }\n'
+    settings = load_text(write_config, text)
+    assert settings.destinations["default"].settings["remote_dir"] == "jobs"
