@@ -8,6 +8,7 @@ the others; a class that is not a `BaseConnector` is refused.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -71,11 +72,14 @@ class ConnectorInfo:
     error: str | None = None
 
 
-def _distribution(entry_point: Any) -> str | None:
-    dist = getattr(entry_point, "dist", None)
-    if dist is None:
-        return None
-    return f"{dist.name} {dist.version}"
+def _distributions() -> dict[str, str]:
+    """``entry point name → "distribution version"`` (stevedore's cached entry points lack it)."""
+    found: dict[str, str] = {}
+    for entry_point in importlib.metadata.entry_points(group=NAMESPACE):
+        dist = entry_point.dist
+        if dist is not None and entry_point.name not in found:
+            found[entry_point.name] = f"{dist.name} {dist.version}"
+    return found
 
 
 def _check_class(name: str, target: str, plugin: object) -> type[BaseConnector]:
@@ -100,21 +104,22 @@ def available_connectors() -> dict[str, ConnectorInfo]:
 
     manager = ExtensionManager(NAMESPACE, invoke_on_load=False,
                                on_load_failure_callback=on_failure)
+    dists = _distributions()
     found: dict[str, ConnectorInfo] = {}
     for ext in manager.extensions:
         target = ext.entry_point.value
         try:
             cls = _check_class(ext.name, target, ext.plugin)
         except ConnectorLoadError as exc:
-            found[ext.name] = ConnectorInfo(ext.name, target, _distribution(ext.entry_point),
+            found[ext.name] = ConnectorInfo(ext.name, target, dists.get(ext.name),
                                             error=str(exc))
         else:
-            found[ext.name] = ConnectorInfo(ext.name, target, _distribution(ext.entry_point),
+            found[ext.name] = ConnectorInfo(ext.name, target, dists.get(ext.name),
                                             cls=cls)
     for entry_point in manager.list_entry_points():
         if entry_point.name in failures and entry_point.name not in found:
             found[entry_point.name] = ConnectorInfo(
-                entry_point.name, entry_point.value, _distribution(entry_point),
+                entry_point.name, entry_point.value, dists.get(entry_point.name),
                 error=failures[entry_point.name])
     return dict(sorted(found.items()))
 
