@@ -1,0 +1,567 @@
+"""`LocalConnector`: run jobs as detached process groups on this host.
+
+Each submission gets a digit id from a counter in the state directory and a small JSON
+record there (written *before* the process starts, so a crash right after starting it
+can still be found by name). The job's command runs under `efi_connector_local.wrapper`,
+which writes ``exit.json`` when the command ends; together with the pid and start time
+of the wrapper, that is all a new connector instance (a restarted manager) needs to
+tell how a job is doing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+
+from efi_connector_local.files import (
+    EXIT_FILE,
+    WRAPPER_FILE,
+    parse_time,
+    read_json,
+    run_dir_for,
+    utc_now,
+)
+from efi_connector_local.processes import ProcessId, group_alive, is_alive
+from efi_connector_local.records import JobRecord, StateStore, is_scheduler_id
+from efi_job_manager.connector import (
+    BaseConnector,
+    JobSpec,
+    PermanentError,
+    SchedulerStatus,
+    TransientError,
+)
+from efi_job_manager.status import SchedulerState
+
+__all__ = ["LocalConnector", "default_state_dir"]
+
+log = logging.getLogger(__name__)
+
+#: How long a submission may take to show a live wrapper before it counts as never started.
+START_GRACE = 60.0
+#: How long `submit_job` waits for the wrapper to report that it has detached.
+LAUNCH_TIMEOUT = 60.0
+#: How long `cancel_jobs` waits for a group to vanish after SIGKILL.
+KILL_WAIT = 5.0
+_POLL = 0.05
+
+_CONFIG_KEYS = {
+    "state_dir": "a path (string)",
+    "kill_grace": "a number of seconds >= 0",
+    "python": "a path or command name of a Python interpreter (string)",
+    "env": "a table of environment variable names to string values",
+}
+
+
+def default_state_dir() -> Path:
+    """Return ``$XDG_STATE_HOME/efi-connector-local``, or ``~/.local/state/efi-connector-local``.
+
+    ``XDG_STATE_HOME`` is used only when it is set to an absolute path, as the XDG
+    specification asks.
+    """
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "state"
+    return base / "efi-connector-local"
+
+
+@attrs.frozen
+class _Settings:
+    state_dir: Path
+    kill_grace: float
+    python: str
+    env: Mapping[str, str]
+
+
+def _bad(key: str, value: object) -> ValueError:
+    return ValueError(
+        f"invalid local connector setting {key!r}: {value!r} (expected {_CONFIG_KEYS[key]})"
+    )
+
+
+def _parse_config(config: Mapping[str, Any]) -> _Settings:
+    unknown = sorted(str(k) for k in config if k not in _CONFIG_KEYS)
+    if unknown:
+        raise ValueError(
+            f"unknown local connector setting(s) {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(sorted(_CONFIG_KEYS))})"
+        )
+
+    state_dir = config.get("state_dir")
+    if state_dir is None:
+        state_path = default_state_dir()
+    elif isinstance(state_dir, str | os.PathLike) and os.fspath(state_dir):
+        state_path = Path(state_dir).expanduser()
+    else:
+        raise _bad("state_dir", state_dir)
+
+    grace = config.get("kill_grace", 5)
+    if isinstance(grace, bool) or not isinstance(grace, int | float):
+        raise _bad("kill_grace", grace)
+    if not math.isfinite(grace) or grace < 0:
+        raise _bad("kill_grace", grace)
+
+    python = config.get("python", sys.executable)
+    if not isinstance(python, str | os.PathLike) or not os.fspath(python):
+        raise _bad("python", python)
+
+    env = config.get("env", {})
+    if not isinstance(env, Mapping) or not all(
+        isinstance(k, str)
+        and k
+        and "=" not in k
+        and "\0" not in k
+        and isinstance(v, str)
+        and "\0" not in v
+        for k, v in env.items()
+    ):
+        raise _bad("env", env)
+
+    return _Settings(
+        state_dir=state_path, kill_grace=float(grace), python=os.fspath(python), env=dict(env)
+    )
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class LocalConnector(BaseConnector):
+    """Run each job's command as a detached process group on this host.
+
+    Configuration (all keys optional):
+
+    - ``state_dir``: where the connector keeps its records (default `default_state_dir`);
+    - ``kill_grace``: seconds between SIGTERM and SIGKILL when cancelling (default 5);
+    - ``python``: the interpreter that runs the wrapper; it must be able to import
+      ``efi_connector_local`` (default: the interpreter running the manager);
+    - ``env``: extra environment variables for the jobs (names to strings).
+
+    Scheduler ids are digit strings, increasing across every process that shares the
+    state directory. Status survives a restart of the manager: a new instance with the
+    same ``state_dir`` reports on jobs started by an earlier one.
+
+    Raises:
+        ValueError: a key is unknown or a value has the wrong type; the message names
+            the key, the value and what was expected.
+    """
+
+    display_name: ClassVar[str] = "local"
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        """Validate ``config``; nothing is created on disk until it is needed."""
+        super().__init__(config)
+        settings = _parse_config(self.config)
+        #: Where the connector keeps its records.
+        self.state_dir: Path = settings.state_dir
+        #: Seconds between SIGTERM and SIGKILL when cancelling.
+        self.kill_grace: float = settings.kill_grace
+        #: The interpreter that runs the wrapper.
+        self.python: str = settings.python
+        #: Extra environment variables for the jobs.
+        self.env: Mapping[str, str] = settings.env
+        self._store = StateStore(self.state_dir)
+
+    # -- the four methods of the contract --------------------------------------------------
+
+    def prepare_job_environment(self, spec: JobSpec) -> str:
+        """Return the path of ``<job_dir>/params.json``; the job directory is already local.
+
+        Idempotent: nothing is copied or changed.
+
+        Raises:
+            PermanentError: ``params.json`` is not in the job's directory.
+        """
+        params = spec.job_dir / "params.json"
+        if not params.is_file():
+            raise PermanentError(f"job {spec.job_id}: {params} does not exist")
+        return str(params)
+
+    def submit_job(self, spec: JobSpec, params_path: str) -> str:
+        """Start ``spec.command`` in ``spec.job_dir`` under the wrapper, detached; return its id.
+
+        The record (with ``spec.name``) is written before the process starts. The
+        command's standard output and error go to ``stdout.log`` and ``stderr.log`` in
+        the job's directory. A command that cannot be executed is not an error here:
+        its status becomes FAILED (exit code 127 or 126) with the reason.
+
+        Raises:
+            PermanentError: the job's directory is missing or the command is empty.
+            TransientError: the wrapper could not be started (the interpreter is
+                missing or broken, the disk is full…); the job's command did not run.
+        """
+        job_dir = spec.job_dir.absolute()
+        if not job_dir.is_dir():
+            raise PermanentError(f"job {spec.job_id}: the job directory {job_dir} does not exist")
+        command = list(spec.command)
+        if not command or not all(isinstance(arg, str) for arg in command):
+            raise PermanentError(f"job {spec.job_id}: invalid command {spec.command!r}")
+
+        try:
+            scheduler_id = self._store.allocate_id()
+            run_dir = run_dir_for(job_dir, scheduler_id)
+            record = JobRecord(
+                scheduler_id=scheduler_id,
+                name=spec.name,
+                job_dir=job_dir,
+                run_dir=run_dir,
+                submitted=utc_now(),
+            )
+            self._store.write(record)
+            self._store.add_name(spec.name, scheduler_id)
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TransientError(f"job {spec.job_id}: cannot record the submission: {exc}") from exc
+
+        argv = [
+            self.python, "-m", "efi_connector_local.wrapper",
+            "--job-dir", str(job_dir),
+            "--run-dir", str(run_dir),
+            "--cancel-marker", str(self._store.cancel_marker(scheduler_id)),
+            "--detach",
+            "--", *command,
+        ]  # fmt: skip
+        try:
+            # The wrapper's own working directory is its run folder, so that `-m` never
+            # imports a module from the job's (user-provided) files; the command itself
+            # runs in the job's directory.
+            launcher = subprocess.Popen(
+                argv,
+                cwd=run_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, **self.env},
+                close_fds=True,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._launch_failed(record, f"cannot run {self.python!r}: {exc}")
+            raise TransientError(f"job {spec.job_id}: cannot run {self.python!r}: {exc}") from exc
+        try:
+            out, err = launcher.communicate(timeout=LAUNCH_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            launcher.communicate()
+            message = f"the wrapper did not start within {LAUNCH_TIMEOUT:g} s"
+            self._launch_failed(record, message)
+            raise TransientError(f"job {spec.job_id}: {message}") from None
+
+        process = _parse_launch(out) if launcher.returncode == 0 else None
+        if process is None:
+            text = err.decode(errors="replace").strip()[-2000:]
+            message = f"the wrapper failed to start (exit status {launcher.returncode}): {text}"
+            self._launch_failed(record, message)
+            raise TransientError(f"job {spec.job_id}: {message}")
+        try:
+            self._store.write(attrs.evolve(record, process=process, started=utc_now()))
+        except OSError:
+            # The wrapper also wrote its pid to its run folder: the status is still known.
+            log.warning("job %s: could not record pid %d", scheduler_id, process.pid)
+        log.info("job %s started as local job %s (pid %d)", spec.job_id, scheduler_id, process.pid)
+        return scheduler_id
+
+    def get_job_status(self, scheduler_id: str) -> SchedulerStatus:
+        """Return the status of one submission.
+
+        - ``exit.json`` present: COMPLETED (exit code 0) or FAILED (reason ``EXIT_CODE n``
+          or ``SIGNAL n``), CANCELLED if a cancellation was asked for and the command did
+          not end cleanly on its own;
+        - the wrapper alive (same pid and start time, not a zombie): RUNNING;
+        - the wrapper gone without ``exit.json``: CANCELLED if cancelled, otherwise FAILED
+          with reason ``LOST: …`` (this host's process table is positive evidence);
+        - no wrapper yet: QUEUED (``STARTING``) for up to a minute after submission,
+          then FAILED (``LOST: …``);
+        - an id this connector never handed out: UNKNOWN.
+        """
+        if not is_scheduler_id(scheduler_id):
+            return SchedulerStatus.unknown(raw=f"not a local job id: {scheduler_id!r}")
+        record = self._store.read(scheduler_id)
+        if record is None:
+            return SchedulerStatus.unknown(
+                raw=f"no record of local job {scheduler_id} in {self.state_dir}"
+            )
+        return self._status(record)
+
+    def retrieve_job_results(self, spec: JobSpec) -> Path:
+        """Return ``spec.job_dir``: the job ran there, so its results are already in place.
+
+        Raises:
+            PermanentError: the job's directory does not exist.
+        """
+        if not spec.job_dir.is_dir():
+            raise PermanentError(f"job {spec.job_id}: the job directory {spec.job_dir} is gone")
+        return spec.job_dir
+
+    # -- the optional methods --------------------------------------------------------------
+
+    def get_job_statuses(self, scheduler_ids: Iterable[str]) -> Mapping[str, SchedulerStatus]:
+        """Return the status of every id asked for (see `get_job_status`); no batching needed."""
+        return {sid: self.get_job_status(sid) for sid in scheduler_ids}
+
+    def cancel_jobs(self, scheduler_ids: Iterable[str]) -> None:
+        """Cancel jobs: SIGTERM each job's process group, SIGKILL what is left after ``kill_grace``.
+
+        A cancellation marker is written first, so a wrapper that has not started its
+        command yet never starts it. Ids that are unknown or whose job has already
+        ended are a success and change nothing. Returns once every signalled group is
+        gone, or after ``kill_grace`` plus a few seconds at most.
+
+        Raises:
+            TransientError: the marker could not be written.
+        """
+        signalled: list[ProcessId] = []
+        for sid in scheduler_ids:
+            record = self._store.read(sid) if is_scheduler_id(sid) else None
+            if record is None or (record.run_dir / EXIT_FILE).exists():
+                continue
+            try:
+                self._store.mark_cancelled(sid, utc_now())
+            except OSError as exc:
+                raise TransientError(f"cannot record the cancellation of {sid}: {exc}") from exc
+            process, _ = self._process_of(record)
+            if process is not None and _signal_group(process, signal.SIGTERM):
+                log.info("local job %s: sent SIGTERM to process group %d", sid, process.pid)
+                signalled.append(process)
+
+        left = _wait_gone(signalled, self.kill_grace)
+        for process in left:
+            if _signal_group(process, signal.SIGKILL):
+                log.info("process group %d: still there, sent SIGKILL", process.pid)
+        left = _wait_gone(left, KILL_WAIT)
+        for process in left:
+            log.warning("process group %d: still there after SIGKILL", process.pid)
+
+    def find_job(self, spec: JobSpec) -> Sequence[str]:
+        """Return the ids of every submission named ``spec.name``, oldest first.
+
+        Reads one small index folder, so the cost does not grow with the number of jobs
+        ever run. Submissions that certainly never started (the wrapper could not be
+        launched, or nothing started within a minute of the record being written) are
+        left out, so the manager submits the job again.
+        """
+        found = []
+        for sid in self._store.ids_for_name(spec.name):
+            record = self._store.read(sid)
+            if record is None or record.name != spec.name or record.launch_error is not None:
+                continue
+            if self._never_started(record):
+                continue
+            found.append(sid)
+        return found
+
+    def health_check(self) -> None:
+        """Check that the state directory is writable and the interpreter runs the wrapper.
+
+        Raises:
+            PermanentError: either check failed; the message says which and why.
+        """
+        try:
+            self._store.ensure()
+            with tempfile.NamedTemporaryFile(dir=self.state_dir, prefix=".health-"):
+                pass
+        except OSError as exc:
+            raise PermanentError(f"state_dir {self.state_dir} is not writable: {exc}") from exc
+        try:
+            result = subprocess.run(
+                [self.python, "-c", "import efi_connector_local.wrapper"],
+                cwd=self.state_dir,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                env={**os.environ, **self.env},
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PermanentError(f"python {self.python!r} cannot be run: {exc}") from exc
+        if result.returncode != 0:
+            text = result.stderr.decode(errors="replace").strip()[-2000:]
+            raise PermanentError(
+                f"python {self.python!r} cannot import efi_connector_local.wrapper: {text}"
+            )
+
+    def close(self) -> None:
+        """Do nothing: the connector holds no connection. May be called more than once."""
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _launch_failed(self, record: JobRecord, message: str) -> None:
+        """Mark a submission whose wrapper could not be started, so it is never run or found."""
+        log.error("local job %s: %s", record.scheduler_id, message)
+        try:
+            self._store.mark_cancelled(record.scheduler_id, utc_now())
+            self._store.write(attrs.evolve(record, launch_error=message))
+        except OSError as exc:
+            log.error("local job %s: cannot record the failure: %s", record.scheduler_id, exc)
+            return
+        process, _ = self._process_of(record)
+        if process is not None:  # it did start after all: stop it
+            self.cancel_jobs([record.scheduler_id])
+
+    def _process_of(self, record: JobRecord) -> tuple[ProcessId | None, datetime | None]:
+        """Return the wrapper's process and the time it started, as far as they are known."""
+        if record.process is not None:
+            return record.process, record.started
+        data = read_json(record.run_dir / WRAPPER_FILE) or {}
+        pid, ticks = _int_or_none(data.get("pid")), _int_or_none(data.get("start_ticks"))
+        if pid is None or ticks is None:
+            return None, None
+        return ProcessId(pid, ticks), parse_time(data.get("started"))
+
+    def _never_started(self, record: JobRecord) -> bool:
+        """Whether no wrapper ever started for ``record`` and none ever will."""
+        if record.launch_error is not None:
+            return True
+        if record.process is not None:
+            return False
+        if (utc_now() - record.submitted).total_seconds() < START_GRACE:
+            return False
+        if (record.run_dir / WRAPPER_FILE).exists():
+            return False
+        # Make sure a wrapper that starts only now does not run the command, then look again.
+        try:
+            self._store.mark_cancelled(record.scheduler_id, utc_now())
+        except OSError:
+            return False
+        return not (record.run_dir / WRAPPER_FILE).exists()
+
+    def _status(self, record: JobRecord) -> SchedulerStatus:
+        sid = record.scheduler_id
+        if record.launch_error is not None:
+            return SchedulerStatus(
+                SchedulerState.FAILED,
+                reason=f"LAUNCH: {record.launch_error}",
+                raw=f"local job {sid}: the wrapper could not be started",
+                submitted=record.submitted,
+            )
+        cancelled = self._store.is_cancelled(sid)
+        process, started = self._process_of(record)
+        # Liveness first, exit.json second: a wrapper seen dead has already written
+        # exit.json if it ever will, so a missing file then means it never will.
+        alive = process is not None and is_alive(process)
+        outcome = read_json(record.run_dir / EXIT_FILE)
+        if outcome is not None:
+            return _ended(record, outcome, cancelled)
+        if alive and process is not None:
+            return SchedulerStatus(
+                SchedulerState.RUNNING,
+                reason="CANCELLING" if cancelled else None,
+                raw=f"local job {sid}: wrapper pid {process.pid} is running",
+                submitted=record.submitted,
+                started=started,
+            )
+        if process is None:
+            if cancelled:
+                return SchedulerStatus(
+                    SchedulerState.CANCELLED,
+                    reason="CANCELLED before it started",
+                    raw=f"local job {sid}: cancelled before the wrapper started",
+                    submitted=record.submitted,
+                )
+            if (utc_now() - record.submitted).total_seconds() < START_GRACE:
+                return SchedulerStatus(
+                    SchedulerState.QUEUED,
+                    reason="STARTING",
+                    raw=f"local job {sid}: the wrapper is starting",
+                    submitted=record.submitted,
+                )
+            return SchedulerStatus(
+                SchedulerState.FAILED,
+                reason="LOST: the process was never started",
+                raw=f"local job {sid}: no wrapper started within {START_GRACE:g} s",
+                submitted=record.submitted,
+            )
+        raw = (
+            f"local job {sid}: wrapper pid {process.pid} is gone and wrote no "
+            f"{record.run_dir / EXIT_FILE}"
+        )
+        if cancelled:
+            return SchedulerStatus(
+                SchedulerState.CANCELLED,
+                reason="CANCELLED",
+                raw=raw,
+                submitted=record.submitted,
+                started=started,
+            )
+        return SchedulerStatus(
+            SchedulerState.FAILED,
+            reason="LOST: the process ended without recording an exit code",
+            raw=raw,
+            submitted=record.submitted,
+            started=started,
+        )
+
+
+def _ended(record: JobRecord, outcome: dict[str, Any], cancelled: bool) -> SchedulerStatus:
+    """Return the status of a run whose wrapper wrote ``outcome`` (``exit.json``)."""
+    exit_code = _int_or_none(outcome.get("exit_code"))
+    sig = _int_or_none(outcome.get("signal"))
+    received = _int_or_none(outcome.get("received_signal"))
+    error = outcome.get("error") if isinstance(outcome.get("error"), str) else None
+    succeeded = exit_code == 0 and sig is None
+    if cancelled and (received is not None or not succeeded):
+        state, reason = SchedulerState.CANCELLED, "CANCELLED"
+    elif succeeded:
+        state, reason = SchedulerState.COMPLETED, None
+    else:
+        state = SchedulerState.FAILED
+        if sig is not None:
+            reason = f"SIGNAL {sig}"
+        elif exit_code is not None:
+            reason = f"EXIT_CODE {exit_code}"
+        elif received is not None:
+            reason = f"SIGNAL {received}"
+        else:
+            reason = "LOST: the wrapper recorded no exit code"
+        if error:
+            reason = f"{reason}: {error}"
+    return SchedulerStatus(
+        state,
+        reason=reason,
+        raw=json.dumps(outcome, sort_keys=True),
+        exit_code=exit_code,
+        signal=sig,
+        submitted=record.submitted,
+        started=parse_time(outcome.get("started")) or record.started,
+        ended=parse_time(outcome.get("ended")),
+    )
+
+
+def _parse_launch(out: bytes) -> ProcessId | None:
+    """Return the ``<pid> <start ticks>`` line printed by a detaching wrapper."""
+    parts = out.decode("ascii", errors="replace").split()
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        return None
+    return ProcessId(int(parts[0]), int(parts[1]))
+
+
+def _signal_group(process: ProcessId, signum: signal.Signals) -> bool:
+    """Send ``signum`` to the job's process group if it is still the job's; return whether sent."""
+    if not group_alive(process):
+        return False
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_gone(processes: list[ProcessId], timeout: float) -> list[ProcessId]:
+    """Wait up to ``timeout`` seconds for the groups to vanish; return those still there."""
+    deadline = time.monotonic() + timeout
+    left = [p for p in processes if group_alive(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(_POLL)
+        left = [p for p in left if group_alive(p)]
+    return left
