@@ -289,9 +289,9 @@ class DatabaseSettings:
 
     @property
     def sqlalchemy_url(self) -> URL:
-        """The URL to create an engine with, `password` merged in."""
+        """The URL to create an engine with, `password` merged in (SQLite has none)."""
         url = make_url(self.url)
-        if self.password is not None:
+        if self.password is not None and url.get_backend_name() != "sqlite":
             url = url.set(password=self.password)
         return url
 

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from stevedore import ExtensionManager
+from stevedore import DriverManager, ExtensionManager
+from stevedore.exception import NoMatches
 
 from efi_job_manager.connector import BaseConnector
 
@@ -125,19 +126,24 @@ def available_connectors() -> dict[str, ConnectorInfo]:
 
 
 def connector_class(name: str) -> type[BaseConnector]:
-    """Return the class registered as ``name``.
+    """Return the class registered as ``name``, importing only that connector.
 
     Raises:
         ConnectorNotFound: nothing is registered under ``name``.
         ConnectorLoadError: it is registered but fails to import or is not a connector.
     """
-    installed = available_connectors()
-    info = installed.get(name)
-    if info is None:
-        raise ConnectorNotFound(name, installed)
-    if info.cls is None:
-        raise ConnectorLoadError(f"connector {name!r} ({info.target}) cannot be used: {info.error}")
-    return info.cls
+    def reraise(_manager: Any, _entry_point: Any, exc: BaseException) -> None:
+        raise exc
+
+    try:
+        driver = DriverManager(NAMESPACE, name, invoke_on_load=False,
+                               on_load_failure_callback=reraise)
+    except NoMatches:
+        raise ConnectorNotFound(name, available_connectors()) from None
+    except Exception as exc:
+        raise ConnectorLoadError(
+            f"connector {name!r} cannot be used: {type(exc).__name__}: {exc}") from exc
+    return _check_class(name, driver.extensions[0].entry_point.value, driver.driver)
 
 
 def load_connector(name: str, config: Mapping[str, Any] | None = None) -> BaseConnector:

@@ -115,7 +115,7 @@ class Job(Base):
 
 class _AlignmentScore:
     alignmentScore: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_param("alignment_score"))
+        Integer, use_existing_column=True, info=_param("threshold_min_val"))
 
 
 class _SequenceLength:
@@ -153,14 +153,14 @@ class _DomainBoundaries:
 
 class _ExcludeFragments:
     excludeFragments: Mapped[bool | None] = mapped_column(
-        Boolean, use_existing_column=True, info=_param("exclude_fragments", filter=True))
+        Boolean, use_existing_column=True, info=_param("fragments", filter=True))
     numFragmentFiltered: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_result())
+        Integer, use_existing_column=True, info=_result("num_filter_fragment"))
 
 
 class _FilterByTaxonomy:
     taxSearch: Mapped[str | None] = mapped_column(
-        Text, use_existing_column=True, info=_param("tax_search", filter=True))
+        Text, use_existing_column=True, info=_param("user-filter", filter=True))
     taxSearchName: Mapped[str | None] = mapped_column(
         String(255), use_existing_column=True, info=_param("tax_search_name", filter=True))
     numTaxonomyFiltered: Mapped[int | None] = mapped_column(
@@ -169,16 +169,16 @@ class _FilterByTaxonomy:
 
 class _FilterByFamilies:
     filterByFamilies: Mapped[str | None] = mapped_column(
-        Text, use_existing_column=True, info=_param("filter_by_families", filter=True))
+        Text, use_existing_column=True, info=_param("family", filter=True))
     numFamilyFiltered: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_result())
+        Integer, use_existing_column=True, info=_result("num_filter_family"))
 
 
 class _UserUploadedIds:
     numMatchedIds: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_result())
+        Integer, use_existing_column=True, info=_result("num_matched"))
     numUnmatchedIds: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_result())
+        Integer, use_existing_column=True, info=_result("num_unmatched"))
 
 
 class _Filenames:
@@ -200,7 +200,7 @@ class _SequenceDatabase:
 
 class _Search:
     searchType: Mapped[str | None] = mapped_column(
-        String(32), use_existing_column=True, info=_param("search_type"))
+        String(32), use_existing_column=True, info=_param("sb_identify_method"))
 
 
 class _EstGenerate:
@@ -242,7 +242,7 @@ class EstGenerateFastaJob(Job, _EstGenerate, _Filenames, _FamilyAddition, _UserU
 
     __mapper_args__ = {"polymorphic_identity": "est_generate_fasta"}  # noqa: RUF012
     numFastaHeaders: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_result())
+        Integer, use_existing_column=True, info=_result("num_headers"))
 
 
 class EstGenerateFamiliesJob(Job, _EstGenerate, _DomainBoundaries, _ExcludeFragments,
@@ -272,7 +272,7 @@ class EstGenerateAccessionJob(Job, _EstGenerate, _DomainBoundaries, _ExcludeFrag
     domainFamily: Mapped[str | None] = mapped_column(
         String(32), use_existing_column=True, info=_param("domain_family"))
     numForeignIds: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_result())
+        Integer, use_existing_column=True, info=_result("num_foreign"))
 
 
 class EstSsnFinalizationJob(Job, _AlignmentScore, _ExcludeFragments, _FilterByTaxonomy,
@@ -281,7 +281,7 @@ class EstSsnFinalizationJob(Job, _AlignmentScore, _ExcludeFragments, _FilterByTa
 
     __mapper_args__ = {"polymorphic_identity": "est_ssn_finalization"}  # noqa: RUF012
     computeNeighborhoodConnectivity: Mapped[bool | None] = mapped_column(
-        Boolean, use_existing_column=True, info=_param("compute_nc"))
+        Boolean, use_existing_column=True, info=_param("compute_ssn_nc_factor"))
     resultFileStats: Mapped[str | None] = mapped_column(
         Text, use_existing_column=True, info=_result())
 

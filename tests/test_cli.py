@@ -1,0 +1,182 @@
+"""The efi-job-manager command: what it prints and its exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from efi_job_manager.cli import main
+from efi_job_manager.pipelines import STANDIN_COMMAND
+from efi_job_manager.repository import JobRepository, make_engine
+
+FASTA = ">sp|P0A9Q7|ADHE_ECOLI\nMAVTNVAELNALVERVKKAQ\n"
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A configuration on a fresh SQLite file, the local connector and the stand-in."""
+    monkeypatch.delenv("EFI_JOB_MANAGER_CONFIG", raising=False)
+    (tmp_path / "uploads").mkdir()
+    (tmp_path / "uploads" / "seqs.fasta").write_text(FASTA)
+    command = ", ".join(f'"{p}"' for p in STANDIN_COMMAND)
+    path = tmp_path / "efi.toml"
+    path.write_text(f"""\
+[database]
+url = "sqlite:///{tmp_path / 'jobs.sqlite'}"
+password = "s3cret-db-password"
+[manager]
+results_dir = "results"
+input_dir = "uploads"
+[destinations.default]
+connector = "local"
+settings = {{ state_dir = "{tmp_path / 'state'}" }}
+[pipelines]
+command = [{command}]
+params = {{ efi_config = "/opt/efi.config", efi_db = "efi_202406" }}
+""")
+    return path
+
+
+def insert(config: Path, **values: object) -> None:
+    repo = JobRepository(make_engine(f"sqlite:///{config.parent / 'jobs.sqlite'}"))
+    row: dict[str, object] = {"id": 1, "uuid": "u1", "status": "new", "isPublic": False,
+                              "job_type": "est_generate_fasta", "jobFilename": "seqs.fasta",
+                              "allByAllBlastEValue": 5, "user_id": 3}
+    row.update(values)
+    repo.insert([row])
+    repo.close()
+
+
+def cli(config: Path, *args: str) -> int:
+    return main(["--config", str(config), *args])
+
+
+@pytest.mark.parametrize("command", [
+    [], ["run"], ["check"], ["connectors"], ["init-db"], ["jobs"], ["jobs", "list"],
+    ["jobs", "show"], ["jobs", "cancel"], ["jobs", "retry"], ["jobs", "params"], ["demo"]])
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """--help on every command prints usage and exits 0."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: efi-job-manager" in capsys.readouterr().out
+
+
+def test_init_db_creates_the_table_once(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """init-db makes the table, then refuses to touch it: exit 1 with one line."""
+    assert cli(config, "init-db") == 0
+    assert cli(config, "init-db") == 1
+    err = capsys.readouterr().err
+    assert "already exists" in err
+    assert "Traceback" not in err
+    assert "s3cret-db-password" not in err
+
+
+def test_a_configuration_error_is_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A wrong type in the file names the key and exits 2 without a traceback."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[manager]\nmax_running_jobs = "ten"\n')
+    assert main(["--config", str(bad), "check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "manager.max_running_jobs" in err[0]
+
+
+def test_an_unknown_connector_is_exit_2_and_names_the_installed_ones(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A destination naming a connector nobody installed says which ones are installed."""
+    path = tmp_path / "c.toml"
+    path.write_text('[destinations.default]\nconnector = "pbs"\n'
+                    '[pipelines]\ncommand = ["true"]\n')
+    assert main(["--config", str(path), "run", "--once"]) == 2
+    err = capsys.readouterr().err
+    assert "'pbs'" in err
+    assert "local" in err
+
+
+def test_check_reports_the_table_and_the_destinations(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check fails before init-db and passes after it; the password never shows."""
+    assert cli(config, "check") == 1
+    assert cli(config, "init-db") == 0
+    assert cli(config, "check") == 0
+    out = capsys.readouterr().out
+    assert "destination default: LocalConnector: ok" in out
+    assert "s3cret-db-password" not in out
+
+
+def test_run_once_submits_and_jobs_show_lists_it(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """run --once starts a new job; jobs list and show describe it."""
+    assert cli(config, "init-db") == 0
+    insert(config)
+    assert cli(config, "run", "--once") == 0
+    assert "started [1]" in capsys.readouterr().out
+    assert cli(config, "jobs", "list", "--status", "running") == 0
+    assert "est_generate_fasta" in capsys.readouterr().out
+    assert cli(config, "jobs", "show", "1") == 0
+    out = capsys.readouterr().out
+    assert "destination     default" in out
+    assert cli(config, "jobs", "show", "99") == 1
+
+
+def test_jobs_cancel_and_retry_follow_the_state_machine(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """cancel works on new jobs, retry on cancelled ones; the wrong status is exit 1."""
+    assert cli(config, "init-db") == 0
+    insert(config)
+    assert cli(config, "jobs", "retry", "1") == 1
+    assert cli(config, "jobs", "cancel", "1") == 0
+    assert cli(config, "jobs", "cancel", "1") == 1
+    assert cli(config, "jobs", "retry", "1") == 0
+    assert "job 1 is new again" in capsys.readouterr().out
+
+
+def test_jobs_params_prints_params_and_command(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """jobs params shows what the job would get, without submitting it."""
+    assert cli(config, "init-db") == 0
+    insert(config)
+    assert cli(config, "jobs", "params", "1") == 0
+    out = capsys.readouterr().out
+    assert '"import_mode": "fasta"' in out
+    assert "efi_job_manager.standin" in out
+    assert cli(config, "jobs", "list", "--status", "new") == 0
+    assert "est_generate_fasta" in capsys.readouterr().out
+
+
+def test_dry_run_prints_the_command_and_submits_nothing(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """run --dry-run prints what it would do and leaves the job new."""
+    assert cli(config, "init-db") == 0
+    insert(config)
+    assert cli(config, "run", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "job 1: would submit on default" in out
+    assert "efi_job_manager.standin" in out
+    assert cli(config, "jobs", "list", "--status", "new") == 0
+    assert "est_generate_fasta" in capsys.readouterr().out
+
+
+def test_connectors_lists_the_installed_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    """connectors shows local and slurm with their distributions."""
+    code = main(["connectors"])
+    out = capsys.readouterr().out
+    assert "efi-connector-local" in out
+    assert code in (0, 1)
+    assert ("BROKEN" in out) == (code == 1)
+
+
+def test_the_demo_runs_to_its_table(tmp_path: Path) -> None:
+    """The README's first command: every good job finishes, the broken one fails with why."""
+    result = subprocess.run(
+        [sys.executable, "-m", "efi_job_manager.cli", "demo", "--dir", str(tmp_path / "d"),
+         "--delay", "0"], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "6 finished, 1 failed" in result.stdout
+    assert "missing-query.fa" in result.stdout
+    assert "est_generate_families" in result.stdout

@@ -1,0 +1,474 @@
+"""The engine: every step of a cycle with the real local connector and real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import sqlalchemy as sa
+from efi_connector_local import LocalConnector
+
+from efi_job_manager.connector import SchedulerStatus, TransientError
+from efi_job_manager.events import EventKind, JobEvent
+from efi_job_manager.manager import CycleReport, Destination, JobManager
+from efi_job_manager.pipelines import STANDIN_COMMAND, Catalogue
+from efi_job_manager.repository import JobRepository, make_engine
+from efi_job_manager.schema import create_tables
+from efi_job_manager.status import Status
+
+SSN = ('<?xml version="1.0"?>\n<graph label="x" xmlns="http://www.cs.rpi.edu/XGMML">\n'
+       '<node id="P0A9Q7" label="P0A9Q7"/>\n<node id="P0A9Q8" label="P0A9Q8"/>\n'
+       '<edge id="e0" source="P0A9Q7" target="P0A9Q8"/>\n</graph>\n')
+FASTA = ">sp|P0A9Q7|ADHE_ECOLI\nMAVTNVAELNALVERVKKAQ\n>sp|P0A9Q8|ADHE_ECO57\nMAVTNVAELNAL\n"
+
+
+class Clock:
+    """Real time that a test can push forward (for grace periods)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return (datetime.now() + self.offset).replace(microsecond=0)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+@attrs.define
+class Site:
+    """A results dir, an upload dir, a database and a way to build managers on them."""
+
+    root: Path
+    url: str
+    clock: Clock
+    events: list[JobEvent] = attrs.Factory(list)
+    managers: list[JobManager] = attrs.Factory(list)
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads"
+
+    def connector(self, name: str = "default", **env: str) -> LocalConnector:
+        return LocalConnector({"state_dir": str(self.root / f"state-{name}"), "kill_grace": 2,
+                               "env": {"EFI_STANDIN_DELAY": "0", **env}})
+
+    def manager(self, *, command: tuple[str, ...] | None = None,
+                destinations: dict[str, Destination] | None = None,
+                **kwargs: Any) -> JobManager:
+        repo = JobRepository(make_engine(self.url), clock=self.clock)
+        catalogue = Catalogue.from_settings(
+            pipeline_dir=None, config_dir=None, command=command or STANDIN_COMMAND,
+            params={"efi_config": "/opt/efi.config", "fasta_db": "/db/uniprot",
+                    "efi_db": "efi_202406"}, overrides={})
+        manager = JobManager(
+            repo, destinations or {"default": Destination("default", self.connector())},
+            catalogue, results_dir=self.results, input_dir=self.uploads, clock=self.clock,
+            submit_grace=60, lost_grace=120, **kwargs)
+        manager.events.subscribe(self.events.append)
+        self.managers.append(manager)
+        return manager
+
+    def insert(self, *rows: dict[str, Any]) -> None:
+        repo = JobRepository(make_engine(self.url))
+        repo.insert(rows)
+        repo.close()
+
+    def status(self, job_id: int) -> str:
+        repo = JobRepository(make_engine(self.url))
+        raw = repo.get_raw(job_id)
+        repo.close()
+        assert raw is not None
+        return str(raw["status"])
+
+    def raw(self, job_id: int) -> dict[str, Any]:
+        repo = JobRepository(make_engine(self.url))
+        raw = repo.get_raw(job_id)
+        repo.close()
+        assert raw is not None
+        return dict(raw)
+
+
+@pytest.fixture
+def site(tmp_path: Path, database_url: str) -> Iterator[Site]:
+    engine = make_engine(database_url)
+    create_tables(engine)
+    engine.dispose()
+    s = Site(tmp_path, database_url, Clock())
+    s.uploads.mkdir()
+    (s.uploads / "seqs.fasta").write_text(FASTA)
+    (s.uploads / "ids.txt").write_text("P0A9Q7\nP0A9Q8\n")
+    yield s
+    for manager in s.managers:
+        manager.close()
+
+
+def fasta_job(job_id: int, **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": job_id, "uuid": f"u-{job_id}", "status": "new", "job_type": "est_generate_fasta",
+        "isPublic": False, "user_id": 1, "jobFilename": "seqs.fasta",
+        "allByAllBlastEValue": 5, "sequence_version": "uniprot",
+        "timeCreated": datetime(2026, 11, 1) + timedelta(seconds=job_id)}
+    row.update(values)
+    return row
+
+
+def run_until(manager: JobManager, done: Callable[[], bool], timeout: float = 60.0,
+              ) -> list[CycleReport]:
+    reports = []
+    deadline = time.monotonic() + timeout
+    while True:
+        reports.append(manager.run_once())
+        if done():
+            return reports
+        assert time.monotonic() < deadline, f"not done after {timeout} s: {reports[-3:]}"
+        time.sleep(0.2)
+
+
+def test_a_new_job_runs_to_finished_with_its_results(site: Site) -> None:
+    """new → running (submitted) → finished, result columns from stats.json, events fired."""
+    site.insert(fasta_job(1))
+    manager = site.manager()
+    first = manager.run_once()
+    assert first.started == (1,)
+    assert site.status(1) == "running"
+    assert site.raw(1)["schedulerJobId"] is not None
+    run_until(manager, lambda: site.status(1) == "finished")
+    raw = site.raw(1)
+    assert raw["timeCompleted"] is not None
+    job_dir = site.results / "1"
+    assert (job_dir / "params.json").exists()
+    assert (job_dir / "stats.json").exists()
+    assert manager.job_dir(1).destination() == "default"
+    with make_engine(site.url).connect() as conn:
+        table = sa.table("Job", sa.column("id"), sa.column("numImportedIds"),
+                         sa.column("numFastaHeaders"))
+        row = conn.execute(sa.select(table.c.numImportedIds, table.c.numFastaHeaders)
+                           .where(table.c.id == 1)).one()
+    assert row.numFastaHeaders == 2
+    assert row.numImportedIds == 2
+    assert [e.kind for e in site.events] == [EventKind.STARTED, EventKind.FINISHED]
+
+
+def test_a_jobs_fault_fails_that_job_and_the_others_go_on(site: Site) -> None:
+    """Missing input, a path out of the upload dir, an unknown type: each fails with a reason."""
+    site.insert(
+        fasta_job(1, jobFilename="not-uploaded.fa"),
+        fasta_job(2, jobFilename="../../etc/passwd"),
+        fasta_job(3, job_type="est_generate_sequence"),
+        fasta_job(4),
+    )
+    manager = site.manager()
+    report = manager.run_once()
+    reasons = dict(report.failed)
+    assert set(reasons) == {1, 2, 3}
+    assert "not-uploaded.fa" in reasons[1]
+    assert "jobFilename" in reasons[2]
+    assert "est_generate_sequence" in reasons[3]
+    assert report.started == (4,)
+    for job_id in (1, 2, 3):
+        assert site.status(job_id) == "failed"
+        failure = manager.job_dir(job_id).failure()
+        assert failure is not None
+        assert failure["reason"] == reasons[job_id]
+    run_until(manager, lambda: site.status(4) == "finished")
+
+
+def test_a_nonzero_pipeline_exit_fails_the_job_with_the_exit_code(site: Site) -> None:
+    """The stand-in forced to exit 3: failed, exit code in failure.json."""
+    site.insert(fasta_job(1))
+    connector = site.connector(EFI_STANDIN_FAIL="3")
+    manager = site.manager(destinations={"default": Destination("default", connector)})
+    run_until(manager, lambda: site.status(1) == "failed")
+    failure = manager.job_dir(1).failure()
+    assert failure is not None
+    assert failure["exit_code"] == 3
+    assert "EXIT_CODE 3" in failure["reason"]
+    assert site.events[-1].kind is EventKind.FAILED
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("{broken", "stats.json"),
+    (None, "stats.json"),
+    ('{"num_ids": "many"}', "num_ids"),
+])
+def test_bad_stats_json_fails_the_job_with_a_reason(site: Site, content: str | None,
+                                                    expected: str) -> None:
+    """Broken, missing or non-numeric stats.json: the job fails, the cycle goes on."""
+    script = site.root / "pipeline.py"
+    write = f"open('stats.json', 'w').write({content!r})" if content is not None else "pass"
+    script.write_text(f"{write}\n")
+    site.insert(fasta_job(1))
+    manager = site.manager(command=(sys.executable, str(script)))
+    run_until(manager, lambda: site.status(1) == "failed")
+    failure = manager.job_dir(1).failure()
+    assert failure is not None
+    assert expected in failure["reason"]
+
+
+def test_shell_metacharacters_in_a_parameter_are_data(site: Site, tmp_path: Path) -> None:
+    """A job name full of shell syntax reaches params.json verbatim and runs nothing."""
+    canary = tmp_path / "pwned"
+    name = f'x"; touch {canary}; echo $(touch {canary}) `touch {canary}` #'
+    with zipfile.ZipFile(site.uploads / "ssn.zip", "w") as archive:
+        archive.writestr("full_ssn.xgmml", SSN)
+    site.insert(fasta_job(1, job_type="est_color_ssn", jobFilename="ssn.zip", jobName=name))
+    manager = site.manager()
+    run_until(manager, lambda: site.status(1) == "finished")
+    assert not canary.exists()
+    params = json.loads((site.results / "1" / "params.json").read_text())
+    assert params["job_name"] == name
+
+
+def test_a_job_cancelled_in_the_database_is_cancelled_on_the_cluster_once(site: Site) -> None:
+    """The web cancels a running job: the manager kills it, and only once."""
+    site.insert(fasta_job(1))
+    connector = site.connector(EFI_STANDIN_DELAY="60")
+    manager = site.manager(destinations={"default": Destination("default", connector)})
+    assert manager.run_once().started == (1,)
+    scheduler_id = str(site.raw(1)["schedulerJobId"])
+    run_until(manager, lambda: connector.get_job_status(scheduler_id).state.value == "running",
+              timeout=20)
+    web = JobRepository(make_engine(site.url))
+    assert web.transition(1, Status.RUNNING, Status.CANCELLED)
+    web.close()
+    report = manager.run_once()
+    assert report.cancelled == (1,)
+    status = connector.get_job_status(scheduler_id)
+    assert status.state.value == "cancelled"
+    assert manager.run_once().cancelled == ()
+    assert site.status(1) == "cancelled"
+    assert [e.kind for e in site.events] == [EventKind.STARTED, EventKind.CANCELLED]
+
+
+def test_a_restarted_manager_finishes_what_the_first_one_started(site: Site) -> None:
+    """Stop a manager mid-run; a new one (new connector instance) collects the job."""
+    site.insert(fasta_job(1), fasta_job(2))
+    first = site.manager(destinations={
+        "default": Destination("default", site.connector(EFI_STANDIN_DELAY="2"))})
+    assert first.run_once().started == (1, 2)
+    first.close()
+    second = site.manager()
+    reports = run_until(second, lambda: site.status(1) == site.status(2) == "finished")
+    assert sorted(j for r in reports for j in r.finished) == [1, 2]
+    assert not any(r.started for r in reports)
+
+
+def test_a_crash_right_after_submitting_adopts_the_job_instead_of_resubmitting(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed between sbatch and storing the id: recovery finds the job by name."""
+    site.insert(fasta_job(1))
+    connector = site.connector(EFI_STANDIN_DELAY="1")
+    crashing = site.manager(destinations={"default": Destination("default", connector)})
+
+    def crash(*_args: object) -> bool:
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(crashing.repository, "set_scheduler_id", crash)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run_once()
+    assert site.status(1) == "running"
+    assert site.raw(1)["schedulerJobId"] is None
+    submitted = list(connector.find_job(crashing._spec(crashing.repository.get(1))))  # type: ignore[arg-type]
+    assert len(submitted) == 1
+
+    restarted = site.manager()
+    assert restarted.run_once().recovered == ()  # inside the grace period: left alone
+    site.clock.advance(120)
+    report = restarted.run_once()
+    assert report.recovered == (1,)
+    assert str(site.raw(1)["schedulerJobId"]) == submitted[0]
+    run_until(restarted, lambda: site.status(1) == "finished")
+    assert list(connector.find_job(restarted._spec(restarted.repository.get(1)))) == submitted  # type: ignore[arg-type]
+
+
+def test_a_crash_before_submitting_submits_the_job_again(site: Site) -> None:
+    """Claimed but never submitted: after the grace period it is staged and submitted."""
+    site.insert(fasta_job(1))
+    manager = site.manager()
+    manager.repository.claim_new(1)
+    site.clock.advance(120)
+    report = manager.run_once()
+    assert report.recovered == (1,)
+    assert site.raw(1)["schedulerJobId"] is not None
+    run_until(manager, lambda: site.status(1) == "finished")
+
+
+class FlakyConnector(LocalConnector):
+    """A local connector whose scheduler is down while ``down`` is set."""
+
+    down = True
+
+    def get_job_statuses(self, scheduler_ids: Any) -> dict[str, SchedulerStatus]:
+        if self.down:
+            raise TransientError("slurm_load_jobs error: Unable to contact slurm controller")
+        return dict(super().get_job_statuses(scheduler_ids))
+
+
+def test_a_scheduler_outage_fails_no_job(site: Site) -> None:
+    """Status calls failing: the cycle reports the error, the job stays running, then finishes."""
+    site.insert(fasta_job(1))
+    connector = FlakyConnector({"state_dir": str(site.root / "flaky")})
+    manager = site.manager(destinations={"default": Destination("default", connector)})
+    manager.run_once()
+    time.sleep(1.5)
+    for _ in range(3):
+        report = manager.run_once()
+        assert report.errors
+        assert "Unable to contact slurm controller" in report.errors[0]
+        assert site.status(1) == "running"
+    connector.down = False
+    run_until(manager, lambda: site.status(1) == "finished")
+
+
+def test_a_database_outage_fails_nothing_and_does_not_raise(site: Site, tmp_path: Path) -> None:
+    """A database that cannot be reached makes the cycle report an error, not crash."""
+    manager = site.manager()
+    manager.repository = JobRepository(
+        make_engine(f"sqlite:///{tmp_path}/no/such/dir/x.db", connect_timeout=1))
+    report = manager.run_once()
+    assert report.errors
+    assert "database unavailable" in report.errors[0]
+
+
+def test_capacity_limits_the_number_of_running_jobs(site: Site) -> None:
+    """max_running_jobs and the per-user limit hold back new jobs, oldest first."""
+    site.insert(*(fasta_job(i, user_id=1 if i <= 3 else 2) for i in range(1, 6)))
+    manager = site.manager(max_running_jobs=3, max_running_jobs_per_user=2)
+    manager.destinations["default"] = Destination("default", site.connector(
+        EFI_STANDIN_DELAY="30"))
+    report = manager.run_once()
+    assert report.started == (1, 2, 4)
+    assert manager.run_once().started == ()
+    assert site.status(3) == site.status(5) == "new"
+
+
+def test_routing_keeps_a_job_on_the_destination_it_was_submitted_to(site: Site) -> None:
+    """A job routed to 'other' is polled there even after the routing changes."""
+    site.insert(fasta_job(1))
+    other = site.connector("other", EFI_STANDIN_DELAY="1")
+    destinations = {"default": Destination("default", site.connector()),
+                    "other": Destination("other", other)}
+    first = site.manager(destinations=destinations,
+                         routing={"est_generate_fasta": "other"})
+    assert first.run_once().started == (1,)
+    assert first.job_dir(1).destination() == "other"
+    second = site.manager(destinations={
+        "default": Destination("default", site.connector()),
+        "other": Destination("other", site.connector("other"))})
+    run_until(second, lambda: site.status(1) == "finished")
+    assert list(other.find_job(second._spec(second.repository.get(1)))) != []  # type: ignore[arg-type]
+
+
+def _snapshot(site: Site) -> tuple[list[tuple[Any, ...]], list[tuple[str, int]]]:
+    with make_engine(site.url).connect() as conn:
+        rows = [tuple(r) for r in conn.execute(sa.text('SELECT * FROM "Job" ORDER BY id')
+                                               if "mysql" not in site.url else
+                                               sa.text("SELECT * FROM Job ORDER BY id"))]
+    files = sorted((str(p.relative_to(site.root)), p.stat().st_mtime_ns)
+                   for p in site.root.rglob("*") if "state-" not in str(p))
+    return rows, files
+
+
+def test_dry_run_reads_and_reports_but_changes_nothing(site: Site) -> None:
+    """A dry run prints the command per job and leaves the database and the files as they were."""
+    site.insert(fasta_job(1), fasta_job(2, jobFilename="missing.fa"))
+    manager = site.manager(dry_run=True)
+    before = _snapshot(site)
+    report = manager.run_once()
+    after = _snapshot(site)
+    assert before == after
+    actions = {a.job_id: a for a in report.planned}
+    assert actions[1].action == "submit"
+    assert "efi_job_manager.standin" in actions[1].command
+    assert actions[2].action == "fail"
+    assert "missing.fa" in actions[2].detail
+    assert not site.events
+
+
+def test_run_forever_stops_when_asked_from_another_thread(site: Site) -> None:
+    """stop() is idempotent and makes run_forever return after the current step."""
+    site.insert(fasta_job(1))
+    manager = site.manager(interval=0.05)
+    cycles: list[CycleReport] = []
+
+    def on_cycle(report: CycleReport) -> None:
+        cycles.append(report)
+        if site.status(1) == "finished":
+            manager.stop()
+            manager.stop()
+
+    thread = threading.Thread(target=manager.run_forever, kwargs={"on_cycle": on_cycle})
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert site.status(1) == "finished"
+    assert manager.stopping
+
+
+def test_run_forever_waits_with_the_injected_wait(site: Site) -> None:
+    """The loop sleeps through the injected wait, so tests need not wait for real."""
+    waits: list[float] = []
+
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        return len(waits) >= 3
+
+    manager = site.manager(interval=30, wait=wait)
+    manager.run_forever()
+    assert waits == [30, 30, 30]
+
+
+def test_a_stop_event_passed_in_stops_the_loop(site: Site) -> None:
+    """run_forever(stop=event) returns once the event is set."""
+    stop = threading.Event()
+    manager = site.manager(interval=0.01)
+    timer = threading.Timer(0.3, stop.set)
+    timer.start()
+    manager.run_forever(stop)
+    assert stop.is_set()
+
+
+def _live_processes_in(directory: Path) -> list[str]:
+    """Pids of live (not zombie) processes whose working directory is ``directory``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if cwd == str(directory) and state != "Z":
+            found.append(proc.name)
+    return found
+
+
+def test_no_process_is_left_after_a_cancelled_job(site: Site) -> None:
+    """Cancelling kills the whole process group of the job."""
+    site.insert(fasta_job(1))
+    connector = site.connector(EFI_STANDIN_DELAY="60")
+    manager = site.manager(destinations={"default": Destination("default", connector)})
+    manager.run_once()
+    job_dir = (site.results / "1").resolve()
+    run_until(manager, lambda: bool(_live_processes_in(job_dir)), timeout=20)
+    web = JobRepository(make_engine(site.url))
+    web.transition(1, Status.RUNNING, Status.CANCELLED)
+    web.close()
+    assert manager.run_once().cancelled == (1,)
+    assert _live_processes_in(job_dir) == []
