@@ -125,7 +125,7 @@ def _rows() -> list[dict[str, Any]]:
 
 
 def _table(manager: JobManager) -> list[list[str]]:
-    lines = [["job", "type", "status", "results", "directory / reason"]]
+    lines = [["job", "type", "status", "directory / reason", "result columns"]]
     for job in sorted(manager.repository.jobs(limit=100), key=lambda j: j.id):
         results = ", ".join(
             f"{name}={getattr(job, name)}" for name in updatable_columns(type(job))
@@ -133,7 +133,7 @@ def _table(manager: JobManager) -> list[list[str]]:
         jd = manager.job_dir(job.id)
         failure = jd.failure() if job.status == "failed" else None
         where = str(failure.get("reason")) if failure else str(jd.path)
-        lines.append([str(job.id), job.job_type, job.status, results or "-", where])
+        lines.append([str(job.id), job.job_type, job.status, where, results or "-"])
     return lines
 
 
