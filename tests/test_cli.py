@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -180,3 +182,25 @@ def test_the_demo_runs_to_its_table(tmp_path: Path) -> None:
     assert "6 finished, 1 failed" in result.stdout
     assert "missing-query.fa" in result.stdout
     assert "est_generate_families" in result.stdout
+
+
+def test_sigterm_finishes_the_step_and_exits_cleanly(config: Path) -> None:
+    """The daemon started from the CLI exits 0 soon after SIGTERM, with a log line saying why."""
+    assert cli(config, "init-db") == 0
+    insert(config)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "efi_job_manager.cli", "--config", str(config), "run"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if list((config.parent / "results").glob("1/params.json")):
+                break
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err[-2000:]
+    assert "received SIGTERM" in err
+    assert "manager stopped" in err

@@ -19,6 +19,9 @@ from efi_job_manager.discovery import (
     available_connectors,
     load_connector,
 )
+from efi_job_manager.config import ConfigError, Settings
+from efi_job_manager.events import EventKind, JobEvent
+from efi_job_manager.manager import CycleReport, Destination, JobManager
 from efi_job_manager.repository import JobRepository
 from efi_job_manager.status import (
     InvalidTransition,
@@ -31,15 +34,22 @@ __version__ = _version("efi-job-manager")
 
 __all__ = [
     "BaseConnector",
+    "ConfigError",
     "ConnectorError",
     "ConnectorLoadError",
     "ConnectorNotFound",
+    "CycleReport",
+    "Destination",
+    "EventKind",
     "InvalidTransition",
+    "JobEvent",
+    "JobManager",
     "JobRepository",
     "JobSpec",
     "PermanentError",
     "SchedulerState",
     "SchedulerStatus",
+    "Settings",
     "Status",
     "TransientError",
     "UnknownStatus",
