@@ -16,8 +16,8 @@ from typing import Any
 import attrs
 import pytest
 import sqlalchemy as sa
-from efi_connector_local import LocalConnector
 
+from efi_connector_local import LocalConnector
 from efi_job_manager.connector import SchedulerStatus, TransientError
 from efi_job_manager.events import EventKind, JobEvent
 from efi_job_manager.manager import CycleReport, Destination, JobManager

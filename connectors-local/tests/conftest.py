@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from efi_connector_local import LocalConnector
 
+from efi_connector_local import LocalConnector
 from efi_job_manager.connector import JobSpec, SchedulerStatus
 
 T = TypeVar("T")

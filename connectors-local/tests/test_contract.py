@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from efi_connector_local import LocalConnector
 from efi_connector_local.connector import default_state_dir
-
 from efi_job_manager.connector import BaseConnector, JobSpec, PermanentError, TransientError
 from efi_job_manager.status import SchedulerState
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from efi_connector_local import LocalConnector
 from efi_connector_local.files import run_dir_for, utc_now
 from efi_connector_local.records import JobRecord, StateStore
-
 from efi_job_manager.connector import JobSpec
 from efi_job_manager.status import SchedulerState
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from efi_connector_slurm.commands import (
     find_job_command,
     find_job_sacct_command,
@@ -29,7 +30,6 @@ from efi_connector_slurm.parsing import (
     parse_sbatch_output,
     parse_squeue,
 )
-
 from efi_job_manager.connector import SchedulerStatus
 from efi_job_manager.status import SchedulerState as S
 

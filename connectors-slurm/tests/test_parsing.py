@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from efi_connector_slurm.commands import (
     SACCT_FIELDS,
     find_job_command,
@@ -32,7 +33,6 @@ from efi_connector_slurm.parsing import (
     parse_slurm_time,
     parse_squeue,
 )
-
 from efi_job_manager.connector import PermanentError, SchedulerStatus, TransientError
 from efi_job_manager.status import SchedulerState as S
 

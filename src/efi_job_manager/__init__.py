@@ -5,6 +5,7 @@ The public API is what this module exports; everything else may change.
 
 from importlib.metadata import version as _version
 
+from efi_job_manager.config import ConfigError, Settings
 from efi_job_manager.connector import (
     BaseConnector,
     ConnectorError,
@@ -19,7 +20,6 @@ from efi_job_manager.discovery import (
     available_connectors,
     load_connector,
 )
-from efi_job_manager.config import ConfigError, Settings
 from efi_job_manager.events import EventKind, JobEvent
 from efi_job_manager.manager import CycleReport, Destination, JobManager
 from efi_job_manager.repository import JobRepository
