@@ -472,3 +472,38 @@ def test_no_process_is_left_after_a_cancelled_job(site: Site) -> None:
     web.close()
     assert manager.run_once().cancelled == (1,)
     assert _live_processes_in(job_dir) == []
+
+
+class BuggyConnector(LocalConnector):
+    """A connector with a bug: it raises something that is not a ConnectorError."""
+
+    def submit_job(self, spec: Any, params_path: str) -> str:
+        raise OSError("disk quota exceeded on the login node")
+
+
+def test_a_connector_bug_does_not_escape_the_cycle(site: Site) -> None:
+    """An unexpected exception from a connector is reported; no job is failed or lost."""
+    site.insert(fasta_job(1), fasta_job(2))
+    connector = BuggyConnector({"state_dir": str(site.root / "buggy")})
+    manager = site.manager(destinations={"default": Destination("default", connector)})
+    report = manager.run_once()
+    assert len(report.errors) == 2
+    assert "disk quota exceeded" in report.errors[0]
+    assert site.status(1) == site.status(2) == "running"
+    assert not report.failed
+    healthy = site.manager()
+    site.clock.advance(120)
+    assert sorted(healthy.run_once().recovered) == [1, 2]
+
+
+def test_a_retried_job_starts_without_the_previous_runs_notes(site: Site) -> None:
+    """failed → new → running: the old failure.json and unknown marker are gone."""
+    site.insert(fasta_job(1))
+    manager = site.manager()
+    jd = manager.job_dir(1)
+    jd.record_failure("LOST: earlier run", site.clock())
+    jd.unknown_since(site.clock() - timedelta(days=1))
+    assert manager.run_once().started == (1,)
+    assert jd.failure() is None
+    assert jd.unknown_since(site.clock()) == site.clock()
+    run_until(manager, lambda: site.status(1) == "finished")

@@ -17,7 +17,7 @@ from efi_job_manager.repository import (
     JobRepository,
     make_engine,
 )
-from efi_job_manager.schema import TableExists, check_table, create_tables
+from efi_job_manager.schema import TableExists, check_table, create_tables, status_index_ddl
 from efi_job_manager.status import InvalidTransition, Status
 
 T0 = datetime(2026, 11, 1, 12, 0, 0)
@@ -310,7 +310,7 @@ def _efi_web_like_table(metadata: sa.MetaData) -> sa.Table:
 
 
 def test_works_on_a_table_efi_web_created(database_url: str, clock: Clock) -> None:
-    """A table with other column types, unknown columns and no index still works."""
+    """A table with other column types, unknown columns and no index works; check's DDL adds it."""
     engine = make_engine(database_url)
     _efi_web_like_table(sa.MetaData()).create(engine)
     repo = JobRepository(engine, clock=clock)
@@ -318,6 +318,9 @@ def test_works_on_a_table_efi_web_created(database_url: str, clock: Clock) -> No
     assert report.usable
     assert report.extra == ("createdBy", "legacyNotes")
     assert not report.status_indexed
+    with engine.begin() as conn:
+        conn.execute(sa.text(status_index_ddl(engine)))
+    assert check_table(engine).status_indexed
     repo.insert([row(1, "est_generate_blast"), row(2, "gnt_gnn")])
     claimed = repo.claim_new(5)
     assert [j.id for j in claimed] == [1, 2]

@@ -29,7 +29,7 @@ from efi_job_manager.discovery import (
 from efi_job_manager.manager import CycleReport, JobManager
 from efi_job_manager.models import ModelError
 from efi_job_manager.pipelines import CatalogueError, JobInputError
-from efi_job_manager.schema import TableExists, check_table, create_tables
+from efi_job_manager.schema import TableExists, check_table, create_tables, status_index_ddl
 from efi_job_manager.status import Status, UnknownStatus, parse_status
 
 __all__ = ["main"]
@@ -191,8 +191,9 @@ def _check(settings: Settings) -> int:
                       + ", ".join(report.missing_required + report.missing_optional))
                 problems += 1
             if not report.status_indexed:
-                print("  ! no index on Job.status: every cycle reads the whole table; "
-                      'add one: CREATE INDEX ix_Job_status ON "Job" (status)')
+                ddl = status_index_ddl(manager.repository.engine, manager.repository.job_class)
+                print(f"  ! no index on Job.status: every cycle reads the whole table; "
+                      f"add one: {ddl}")
         for name, destination in manager.destinations.items():
             connector = destination.connector
             try:

@@ -163,6 +163,12 @@ class JobDirectory:
         self.write_json(f"{_NOTES}/unknown.json", {"since": now})
         return now
 
+    def reset(self) -> None:
+        """Forget a previous run's notes (a retried or resubmitted job starts clean)."""
+        for relative in ("failure.json", f"{_NOTES}/unknown.json", f"{_NOTES}/cancel.json",
+                         f"{_NOTES}/destination.json"):
+            (self.path / relative).unlink(missing_ok=True)
+
     def clear_unknown(self) -> None:
         """Forget an unknown period: the scheduler knows the job again."""
         (self.path / _NOTES / "unknown.json").unlink(missing_ok=True)

@@ -409,7 +409,7 @@ class JobManager:
                 continue
             try:
                 self.destinations[name].connector.cancel_jobs(ids)
-            except ConnectorError as exc:
+            except Exception as exc:  # a connector's bug must not stop the cycle
                 cycle.errors.append(f"cancelling {', '.join(ids)} on {name}: {exc}")
                 log.warning("destination %s: cannot cancel %s: %s", name, ids, exc)
                 continue
@@ -438,12 +438,13 @@ class JobManager:
             destination = self.destination_of(job)
             try:
                 found = list(destination.connector.find_job(self._spec(job)))
-            except TransientError as exc:
-                cycle.errors.append(f"recovering job {job.id}: {exc}")
+            except Exception as exc:
+                # Not knowing whether it was submitted is not "not submitted": submitting
+                # again could run it twice. Try again next cycle.
+                cycle.errors.append(f"recovering job {job.id}: find_job failed: {exc}")
+                log.warning("job %s: cannot look it up on %s (%s); trying again next cycle",
+                            job.id, destination.name, exc)
                 continue
-            except ConnectorError as exc:
-                log.warning("job %s: find_job failed on %s: %s", job.id, destination.name, exc)
-                found = []
             if found:
                 self._adopt(cycle, job, destination, found)
             else:
@@ -475,13 +476,15 @@ class JobManager:
     def _cancel_quietly(self, destination: Destination, ids: list[str]) -> None:
         try:
             destination.connector.cancel_jobs(ids)
-        except ConnectorError as exc:
+        except Exception as exc:
             log.error("destination %s: cannot cancel %s: %s", destination.name, ids, exc)
 
     # -- step 3: polling -----------------------------------------------------------------
 
     def _poll(self, cycle: _Cycle) -> None:
         jobs = self.repository.running_jobs()
+        running = {job.id for job in jobs}
+        self._destination_of = {k: v for k, v in self._destination_of.items() if k in running}
         by_destination: dict[str, list[Job]] = {}
         for job in jobs:
             by_destination.setdefault(self.destination_of(job).name, []).append(job)
@@ -490,7 +493,7 @@ class JobManager:
             ids = [str(j.schedulerJobId) for j in group]
             try:
                 statuses = connector.get_job_statuses(ids)
-            except ConnectorError as exc:
+            except Exception as exc:  # a connector's bug must not stop the cycle
                 cycle.errors.append(f"status of {len(ids)} jobs on {name}: {exc}")
                 log.warning("destination %s: cannot get the status of %d jobs: %s",
                             name, len(ids), exc)
@@ -562,6 +565,10 @@ class JobManager:
         except PermanentError as exc:
             self._fail(cycle, job, Status.RUNNING, f"results cannot be retrieved: {exc}",
                        **details)
+            return
+        except Exception as exc:
+            log.exception("job %s: retrieving results failed; trying again next cycle", job.id)
+            cycle.errors.append(f"results of job {job.id}: {exc}")
             return
         columns = self.catalogue.result_columns(job.job_type)
         try:
@@ -689,6 +696,7 @@ class JobManager:
             self._fail(cycle, job, Status.RUNNING, str(exc))
             return False
         try:
+            jd.reset()
             jd.stage(prepared.params, prepared.inputs, prepared.extra_files)
         except (OSError, ValueError) as exc:
             self._fail(cycle, job, Status.RUNNING, f"cannot stage the job: {exc}")
@@ -710,10 +718,10 @@ class JobManager:
         except PermanentError as exc:
             self._fail(cycle, job, Status.RUNNING, f"submission refused: {exc}")
             return False
-        except TransientError as exc:
+        except Exception as exc:  # transient, or a connector's bug: recovery decides later
             cycle.errors.append(f"submitting job {job.id} to {destination.name}: {exc}")
-            log.warning("job %s: not submitted (%s); it will be recovered after %.0f s",
-                        job.id, exc, self.submit_grace)
+            log.warning("job %s: not submitted (%s: %s); it will be recovered after %.0f s",
+                        job.id, type(exc).__name__, exc, self.submit_grace)
             return False
         try:
             won = self.repository.set_scheduler_id(job.id, scheduler_id)

@@ -419,7 +419,7 @@ def job_classes(base: type[Job] = Job) -> Mapping[str, type[Job]]:
     }
 
 
-#: The 20 job types of EFI-Web and their classes in the shipped model.
+#: The 19 job types of EFI-Web and their classes in the shipped model.
 JOB_CLASSES: Mapping[str, type[Job]] = job_classes(Job)
 #: The job types of the shipped model, sorted.
 JOB_TYPES: tuple[str, ...] = tuple(sorted(JOB_CLASSES))

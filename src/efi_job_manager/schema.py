@@ -12,14 +12,13 @@ from __future__ import annotations
 from typing import cast
 
 import attrs
-from sqlalchemy import Engine, Table, inspect
+from sqlalchemy import Engine, Index, Table, inspect
+from sqlalchemy.schema import CreateIndex
 
 from efi_job_manager.models import REQUIRED_COLUMNS, Job
 
-__all__ = ["TableExists", "TableReport", "check_table", "create_tables"]
+__all__ = ["TableExists", "TableReport", "check_table", "create_tables", "status_index_ddl"]
 
-#: The index every cycle's queries rely on; EFI-Web's own table may lack it.
-STATUS_INDEX_DDL = 'CREATE INDEX ix_Job_status ON "Job" (status)'
 
 
 class TableExists(RuntimeError):
@@ -67,6 +66,18 @@ def create_tables(engine: Engine, job_class: type[Job] = Job) -> None:
             f"table {table.name!r} already exists at {engine.url!r}; init-db never alters "
             "an existing table (EFI-Web owns it)")
     table.create(engine)
+
+
+def status_index_ddl(engine: Engine, job_class: type[Job] = Job) -> str:
+    """The ``CREATE INDEX`` statement for ``Job.status`` in the database's own dialect.
+
+    Every cycle's queries rely on this index; EFI-Web's own table may lack it.
+    """
+    table = _table(job_class)
+    index = next((ix for ix in table.indexes if ix.name == "ix_Job_status"), None)
+    if index is None:
+        index = Index("ix_Job_status", table.c.status)
+    return str(CreateIndex(index).compile(dialect=engine.dialect)).strip()
 
 
 def check_table(engine: Engine, job_class: type[Job] = Job) -> TableReport:
