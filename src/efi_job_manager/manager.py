@@ -330,8 +330,7 @@ class JobManager:
                 cycle.errors.append(message.splitlines()[0])
                 break
         try:
-            counts = self.repository.counts_by_status()
-            cycle.running = counts.get(Status.RUNNING.value, 0)
+            cycle.running = self.repository.count(Status.RUNNING)
         except SQLAlchemyError:
             pass
         report = cycle.report()
@@ -611,8 +610,8 @@ class JobManager:
 
     def _submit_new(self, cycle: _Cycle) -> None:
         self._fail_unknown_types(cycle)
-        counts = self.repository.counts_by_status()
-        free = min(self.max_running_jobs - counts.get(Status.RUNNING.value, 0), self.claim_batch)
+        running = self.repository.count(Status.RUNNING)
+        free = min(self.max_running_jobs - running, self.claim_batch)
         if free <= 0:
             return
         accept = self._capacity_gate()

@@ -195,6 +195,13 @@ class JobRepository:
         with self.engine.connect() as conn:
             return {str(status): int(n) for status, n in conn.execute(stmt)}
 
+    def count(self, status: Status) -> int:
+        """Return the number of rows with one status (an index range, whatever the table size)."""
+        table = self._table
+        stmt = select(func.count()).select_from(table).where(table.c.status == status.value)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
     def running_counts(self) -> tuple[dict[int | None, int], dict[str, int]]:
         """Return the running jobs counted by ``user_id`` and by ``job_type``."""
         table = self._table
@@ -310,6 +317,7 @@ class JobRepository:
             "running": select(table.c.id).where(running, table.c.schedulerJobId.is_not(None)),
             "unknown_types": select(table.c.id).where(
                 table.c.status == Status.NEW.value, table.c.job_type.not_in(sorted(self._classes))),
+            "count_running": select(func.count()).select_from(table).where(running),
             "running_by_user": select(table.c.user_id, func.count())
                 .where(running).group_by(table.c.user_id),
         }
