@@ -19,6 +19,7 @@ fails no job: the step is skipped, and the loop backs off.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import Counter
@@ -329,10 +330,8 @@ class JobManager:
                 log.error("%s", message.splitlines()[0])
                 cycle.errors.append(message.splitlines()[0])
                 break
-        try:
+        with contextlib.suppress(SQLAlchemyError):
             cycle.running = self.repository.count(Status.RUNNING)
-        except SQLAlchemyError:
-            pass
         report = cycle.report()
         if report.changed or report.errors:
             log.info("cycle: %d started, %d finished, %d failed, %d cancelled, %d recovered, "
