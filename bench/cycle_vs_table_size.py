@@ -5,7 +5,10 @@ Measures, in one run on SQLite (or the URL given), the median time of
 on a table holding only those jobs, then after adding N finished rows, and
 prints the ratio next to the ratio of one raw ``SELECT`` of the running jobs.
 
-    .venv/bin/python bench/cycle_vs_table_size.py [--rows 1000000] [--url sqlite:///...]
+    .venv/bin/python bench/cycle_vs_table_size.py [--rows 1000000] [--url URL]
+
+With ``--url`` the database must have no ``Job`` table; the benchmark drops the
+one it made.
 """
 
 from __future__ import annotations
@@ -108,6 +111,8 @@ def main() -> None:
         print(f"cycle / raw select (full table): {full_cycle / full_select:.1f}")
         print(f"peak memory: {peak:.0f} MiB")
         manager.close()
+        if args.url:
+            Job.__table__.drop(make_engine(url))
 
 
 if __name__ == "__main__":
