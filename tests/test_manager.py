@@ -507,3 +507,34 @@ def test_a_retried_job_starts_without_the_previous_runs_notes(site: Site) -> Non
     assert jd.failure() is None
     assert jd.unknown_since(site.clock()) == site.clock()
     run_until(manager, lambda: site.status(1) == "finished")
+
+
+class GrowingConnector(LocalConnector):
+    """Asks for twice the time after a failure, and remembers what each submission asked for."""
+
+    submitted: list[dict[str, str]]
+
+    def retry_resources(self, spec: Any, failure: Any) -> dict[str, str] | None:
+        hours = int(spec.resources.get("time", "1:00:00").split(":")[0])
+        return {"time": f"{2 * hours}:00:00"} if "EXIT_CODE" in failure["reason"] else None
+
+    def submit_job(self, spec: Any, params_path: str) -> str:
+        self.submitted.append(dict(spec.resources))
+        return super().submit_job(spec, params_path)
+
+
+def test_retry_asks_the_connector_for_more_resources(site: Site) -> None:
+    """A failed job retried gets what its connector proposes, recorded for its next run."""
+    site.insert(fasta_job(1))
+    connector = GrowingConnector({"state_dir": str(site.root / "growing"),
+                                  "env": {"EFI_STANDIN_FAIL": "3"}})
+    connector.submitted = []
+    manager = site.manager(destinations={"default": Destination("default", connector)})
+    run_until(manager, lambda: site.status(1) == "failed")
+    assert manager.retry(1) == {"time": (None, "2:00:00")}
+    assert site.status(1) == "new"
+    run_until(manager, lambda: site.status(1) == "failed")
+    assert manager.retry(1) == {"time": ("2:00:00", "4:00:00")}
+    assert connector.submitted == [{}, {"time": "2:00:00"}]
+    with pytest.raises(ValueError, match="cannot go from 'new' to 'new'"):
+        manager.retry(1)

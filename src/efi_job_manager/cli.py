@@ -30,7 +30,7 @@ from efi_job_manager.manager import CycleReport, JobManager
 from efi_job_manager.models import ModelError
 from efi_job_manager.pipelines import CatalogueError, JobInputError
 from efi_job_manager.schema import TableExists, check_table, create_tables, status_index_ddl
-from efi_job_manager.status import Status, UnknownStatus, parse_status
+from efi_job_manager.status import InvalidTransition, Status, UnknownStatus, parse_status
 
 __all__ = ["main"]
 
@@ -285,13 +285,13 @@ def _jobs(manager: JobManager, args: argparse.Namespace) -> int:
             "; its cluster job is cancelled in the next cycle" if raw["schedulerJobId"] else ""))
         return 0
     if args.jobs_command == "retry":
-        status = parse_status(raw["status"])
-        if status not in (Status.FAILED, Status.CANCELLED):
-            raise CommandError(f"job {args.job_id} is {status.value}; only failed or cancelled "
-                               "jobs can be retried")
-        if not repo.transition(args.job_id, status, Status.NEW):
-            raise CommandError(f"job {args.job_id} changed while retrying it; look again")
+        try:
+            changed = manager.retry(args.job_id)
+        except (InvalidTransition, RuntimeError) as exc:
+            raise CommandError(f"job {args.job_id} cannot be retried: {exc}") from exc
         print(f"job {args.job_id} is new again")
+        for name, (old, new) in sorted(changed.items()):
+            print(f"  {name}: {old or 'default'} -> {new}")
         return 0
     return _params(manager, args.job_id)
 

@@ -220,6 +220,18 @@ class BaseConnector(abc.ABC):
         """
         return ()
 
+    def retry_resources(self, spec: JobSpec,
+                        failure: Mapping[str, Any]) -> Mapping[str, str] | None:
+        """Return the resources a retry of a failed job should ask for, or None for the same.
+
+        Called by ``efi-job-manager jobs retry`` with the failed run's spec
+        (``spec.resources`` holds the overrides that run used, possibly none)
+        and its ``failure.json``. A connector that knows its defaults can, for
+        example, double the time after ``TIMEOUT`` or the memory after
+        ``OUT_OF_MEMORY``, capped by a maximum. The default changes nothing.
+        """
+        return None
+
     def health_check(self) -> None:
         """Check that the cluster is reachable; raise a `ConnectorError` if not.
 

@@ -8,7 +8,8 @@ here as small JSON files written atomically (temporary name, then rename):
 - ``.efi/destination.json``: where the job was submitted and its scheduler id,
   so status, cancel and results go to the same place after routing changes;
 - ``.efi/cancel.json``: the cancellation was sent to the scheduler;
-- ``.efi/unknown.json``: since when the scheduler has not known the job.
+- ``.efi/unknown.json``: since when the scheduler has not known the job;
+- ``.efi/resources.json``: resource overrides for the next submission (set by a retry).
 """
 
 from __future__ import annotations
@@ -162,6 +163,15 @@ class JobDirectory:
                 pass
         self.write_json(f"{_NOTES}/unknown.json", {"since": now})
         return now
+
+    def record_resources(self, resources: Mapping[str, str]) -> None:
+        """Remember resource overrides for the job's next submission (a retry's larger time)."""
+        self.write_json(f"{_NOTES}/resources.json", dict(resources))
+
+    def resources(self) -> dict[str, str]:
+        """Resource overrides recorded for this job (empty if none)."""
+        data = self.read_json(f"{_NOTES}/resources.json") or {}
+        return {str(k): str(v) for k, v in data.items()}
 
     def reset(self) -> None:
         """Forget a previous run's notes (a retried or resubmitted job starts clean)."""

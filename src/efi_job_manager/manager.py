@@ -55,7 +55,7 @@ from efi_job_manager.repository import (
 )
 from efi_job_manager.results import ResultError, read_stats, stats_to_columns
 from efi_job_manager.retry import Backoff
-from efi_job_manager.status import SchedulerState, Status
+from efi_job_manager.status import SchedulerState, Status, check_transition, parse_status
 
 __all__ = ["CycleReport", "Destination", "JobManager", "PlannedAction"]
 
@@ -363,11 +363,51 @@ class JobManager:
 
     def _spec(self, job: Job, prepared: PreparedJob | None = None) -> JobSpec:
         jd = self.job_dir(job.id)
+        resources = jd.resources()
         if prepared is None:
-            return JobSpec(job.id, job.job_type, jd.path, ())
+            return JobSpec(job.id, job.job_type, jd.path, (),
+                           pipeline=self._pipeline_name(job.job_type), resources=resources)
         return JobSpec(job.id, job.job_type, jd.path, prepared.command, prepared.params,
                        prepared.pipeline,
-                       {name: jd.path / name for name in prepared.inputs})
+                       {name: jd.path / name for name in prepared.inputs}, resources)
+
+    def _pipeline_name(self, job_type: str) -> str:
+        try:
+            return self.catalogue.pipeline_name(job_type)
+        except (KeyError, ValueError):
+            return ""
+
+    def retry(self, job_id: int) -> dict[str, tuple[str | None, str]]:
+        """Put a failed or cancelled job back to ``new``; return the resources changed.
+
+        When the job failed for lack of time or memory, the connector of the
+        destination it ran on may ask for more (`BaseConnector.retry_resources`);
+        the new values are recorded in the job's directory for its next
+        submission and returned as ``name → (old, new)``.
+
+        Raises:
+            LookupError: there is no such job of a known type.
+            InvalidTransition: the job is neither failed nor cancelled.
+            RuntimeError: someone else moved the job meanwhile.
+        """
+        job = self.repository.get(job_id)
+        if job is None:
+            raise LookupError(f"there is no job {job_id} of a known job type")
+        status = parse_status(job.status)
+        check_transition(status, Status.NEW)
+        jd = self.job_dir(job_id)
+        failure = jd.failure() or {}
+        before = jd.resources()
+        after: dict[str, str] = dict(before)
+        if failure and job.schedulerJobId is not None:
+            proposed = self.destination_of(job).connector.retry_resources(
+                self._spec(job), failure)
+            after.update(proposed or {})
+        if not self.repository.transition(job_id, status, Status.NEW):
+            raise RuntimeError(f"job {job_id} changed while retrying it; look again")
+        if after != before:
+            jd.record_resources(after)
+        return {k: (before.get(k), v) for k, v in after.items() if before.get(k) != v}
 
     def _event(self, kind: EventKind, job: Job, reason: str | None = None,
                scheduler_id: str | None = None) -> None:
