@@ -16,13 +16,19 @@ from collections.abc import Iterable
 from datetime import datetime
 
 __all__ = [
+    "MEMORY_KILL_PATTERN",
     "SACCT_FIELDS",
     "SQUEUE_FIELDS",
     "find_job_command",
     "find_job_sacct_command",
+    "memory_kill_grep_command",
     "sacct_command",
+    "sacct_version_command",
+    "sacct_workdir_command",
+    "sbatch_command",
     "scancel_command",
     "scontrol_show_job_command",
+    "sinfo_partitions_command",
     "squeue_command",
     "validate_job_id",
     "validate_job_name",
@@ -72,6 +78,12 @@ def validate_job_name(name: str) -> str:
     if not name or any(c in name for c in ",|") or any(c.isspace() or ord(c) < 32 for c in name):
         raise ValueError(f"not usable as a Slurm job name for --name: {name!r}")
     return name
+
+
+def _user_name(user: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_.@-]*\$?", user or ""):
+        raise ValueError(f"not a user name: {user!r}")
+    return user
 
 
 def _id_list(ids: Iterable[str]) -> list[str]:
@@ -163,36 +175,46 @@ def scontrol_show_job_command(job_id: str) -> list[str]:
     return ["scontrol", "show", "job", "-o", validate_job_id(job_id)]
 
 
-def find_job_command(name: str) -> list[str]:
+def find_job_command(name: str, *, user: str | None = None) -> list[str]:
     """Return the ``squeue`` call listing every job slurmctld holds under the name ``name``.
 
     It sees pending (also held) and running jobs, and ended ones younger than ``MinJobAge``.
     Its output is read by `parsing.parse_find_job` (also together with the output of
     `find_job_sacct_command`, which sees older jobs but may miss held ones).
 
+    With ``user``, only that user's jobs (``--user``): another installation submitting
+    under the same names as another user is never mistaken for ours.
+
     Raises:
-        ValueError: ``name`` is not usable with ``--name``.
+        ValueError: ``name`` is not usable with ``--name``, or ``user`` is not a user name.
     """
-    return [
+    argv = [
         "squeue",
         "--noheader",
         "--states=all",
         f"--format={_SQUEUE_FORMAT}",
         f"--name={validate_job_name(name)}",
     ]
+    if user is not None:
+        argv.append(f"--user={_user_name(user)}")
+    return argv
 
 
-def find_job_sacct_command(name: str, starttime: datetime) -> list[str]:
+def find_job_sacct_command(
+    name: str, starttime: datetime, *, user: str | None = None
+) -> list[str]:
     """Return the ``sacct`` call listing the jobs named ``name`` since ``starttime``.
 
     Accounting keeps jobs long after slurmctld forgot them, but a job held since its
     submission may be missing from it for a while: use it with `find_job_command`. Do not
     rely on the JobName column alone either: sacct was seen printing ``allocation`` there.
 
+    With ``user``, only that user's jobs (``--user``; root sees every user's otherwise).
+
     Raises:
-        ValueError: ``name`` is not usable with ``--name``.
+        ValueError: ``name`` is not usable with ``--name``, or ``user`` is not a user name.
     """
-    return [
+    argv = [
         "sacct",
         "-X",
         "--parsable2",
@@ -204,6 +226,9 @@ def find_job_sacct_command(name: str, starttime: datetime) -> list[str]:
         "--name",
         validate_job_name(name),
     ]
+    if user is not None:
+        argv += ["--user", _user_name(user)]
+    return argv
 
 
 def scancel_command(ids: Iterable[str]) -> list[str]:
@@ -216,3 +241,69 @@ def scancel_command(ids: Iterable[str]) -> list[str]:
         ValueError: no ids, or one that is not a job id.
     """
     return ["scancel", *_id_list(ids)]
+
+
+def sbatch_command(script: str) -> list[str]:
+    """Return ``sbatch --parsable <script>``: the script carries every ``#SBATCH`` option.
+
+    Raises:
+        ValueError: ``script`` is empty or starts with ``-`` (it would be read as an option).
+    """
+    if not script or script.startswith("-"):
+        raise ValueError(f"not a batch script path: {script!r}")
+    return ["sbatch", "--parsable", script]
+
+
+def sacct_workdir_command(ids: Iterable[str], starttime: datetime) -> list[str]:
+    """Return the ``sacct`` call printing ``JobID|WorkDir`` for ``ids``.
+
+    Read by `parsing.parse_workdirs`; the connector's jobs write ``slurm-<id>.out``/``.err``
+    in their working directory.
+
+    Raises:
+        ValueError: no ids, or one that is not a job id.
+    """
+    return [
+        "sacct",
+        "-X",
+        "--parsable2",
+        "--noheader",
+        "--starttime",
+        _sacct_time(starttime),
+        "--format",
+        "JobID,WorkDir",
+        "-j",
+        ",".join(_id_list(ids)),
+    ]
+
+
+#: What slurmstepd writes into a job's output when it kills the job for its memory: without
+#: cgroups ``StepId=N.batch exceeded memory limit (…), being killed`` and ``Exceeded job memory
+#: limit``; with cgroups ``Detected 1 oom_kill event in StepId=…`` (or ``oom-kill``).
+MEMORY_KILL_PATTERN = r"slurmstepd.*(exceeded (job )?memory limit|oom[-_]kill)"
+
+
+def memory_kill_grep_command(files: Iterable[str]) -> list[str]:
+    """Return the ``grep`` call listing which of ``files`` hold a slurmstepd memory-kill line.
+
+    ``-l`` prints each matching file once; ``-s`` keeps quiet about missing files; grep
+    exits 0 (some match), 1 (none) or 2 (an error, e.g. a missing file, with or without
+    matches).
+
+    Raises:
+        ValueError: no files.
+    """
+    names = list(files)
+    if not names:
+        raise ValueError("no files given")
+    return ["grep", "-l", "-s", "-i", "-E", MEMORY_KILL_PATTERN, "--", *names]
+
+
+def sinfo_partitions_command() -> list[str]:
+    """Return ``sinfo -h -o %P``: one partition per line, the default one marked ``*``."""
+    return ["sinfo", "-h", "-o", "%P"]
+
+
+def sacct_version_command() -> list[str]:
+    """Return ``sacct --version`` (checks that the accounting client is installed)."""
+    return ["sacct", "--version"]

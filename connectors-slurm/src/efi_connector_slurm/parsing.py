@@ -26,15 +26,19 @@ __all__ = [
     "FAILED_STATES",
     "QUEUED_STATES",
     "RUNNING_STATES",
+    "accounting_unavailable",
     "classify_sbatch_error",
     "map_slurm_state",
     "parse_exit_code",
     "parse_find_job",
+    "parse_partitions",
     "parse_sacct",
     "parse_sbatch_output",
     "parse_scontrol_show_job",
     "parse_slurm_time",
     "parse_squeue",
+    "parse_workdirs",
+    "scontrol_fields",
 ]
 
 log = logging.getLogger(__name__)
@@ -409,7 +413,7 @@ def parse_squeue(stdout: str) -> dict[str, SchedulerStatus]:
     return result
 
 
-def _scontrol_fields(line: str) -> dict[str, str]:
+def scontrol_fields(line: str) -> dict[str, str]:
     """Split one ``scontrol show job -o`` line into its ``Key=Value`` pairs.
 
     A word without ``=`` continues the previous value (a job name or a path with spaces).
@@ -444,7 +448,7 @@ def parse_scontrol_show_job(stdout: str) -> dict[str, SchedulerStatus]:
     for line in stdout.splitlines():
         if not line.strip():
             continue
-        fields = _scontrol_fields(line.strip())
+        fields = scontrol_fields(line.strip())
         job_id = fields.get("JobId", "")
         state = fields.get("JobState")
         if not job_id.isdigit() or not state:
@@ -489,3 +493,45 @@ def parse_find_job(stdout: str) -> list[str]:
         if key is not None:
             ids.add(key)
     return sorted(ids, key=_id_sort_key)
+
+
+def parse_workdirs(stdout: str) -> dict[str, str]:
+    """Read ``sacct --parsable2 --noheader --format JobID,WorkDir`` output: job id → directory.
+
+    Steps and unreadable lines are skipped; a directory may itself hold ``|``.
+    """
+    result: dict[str, str] = {}
+    for line in stdout.splitlines():
+        job_id, sep, workdir = line.partition("|")
+        if not sep or not workdir.strip():
+            continue
+        key = _job_key(job_id.strip(), line, "sacct WorkDir")
+        if key is not None:
+            result[key] = workdir
+    return result
+
+
+def parse_partitions(stdout: str) -> list[str]:
+    """Read ``sinfo -h -o %P``: the partition names, without the default one's ``*`` mark."""
+    names: dict[str, None] = {}
+    for line in stdout.splitlines():
+        name = line.strip().rstrip("*")
+        if name:
+            names[name] = None
+    return list(names)
+
+
+# What sacct prints when it cannot use accounting: AccountingStorageType=none, or slurmdbd
+# unreachable ("Problem talking to the database: Connection refused").
+_ACCOUNTING_UNAVAILABLE = (
+    "accounting storage is disabled",
+    "problem talking to the database",
+    "slurm_persist_conn_open",
+    "slurmdbd",
+)
+
+
+def accounting_unavailable(stderr: str) -> bool:
+    """Whether sacct's error says that accounting is disabled or slurmdbd is unreachable."""
+    text = stderr.lower()
+    return any(marker in text for marker in _ACCOUNTING_UNAVAILABLE)

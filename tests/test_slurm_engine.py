@@ -1,0 +1,403 @@
+"""The whole engine on the real Slurm lab: JobManager + SQLite + SlurmConnector + the stand-in.
+
+The lab of ``tests/slurm/cluster.sh`` must be up; these tests fail, never skip, when it is not.
+Local mode submits as root here (the stand-in runs with this virtualenv's Python); ssh mode
+logs in as ``efijm``, who cannot execute this virtualenv's interpreter (it links into
+``/root/.pyenv``, mode 700), so its jobs run the stand-in with the system ``/usr/bin/python3``
+and ``PYTHONPATH`` pointing at this checkout and its site-packages (both world-readable).
+
+Every test uses fresh random job ids, so the scheduler names ``efi-<id>`` are new to the lab.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import sqlalchemy as sa
+
+from efi_connector_slurm import SlurmConnector
+from efi_job_manager import retry
+from efi_job_manager.connector import SchedulerStatus
+from efi_job_manager.manager import CycleReport, Destination, JobManager
+from efi_job_manager.pipelines import STANDIN_COMMAND, Catalogue
+from efi_job_manager.repository import JobRepository, make_engine
+from efi_job_manager.schema import create_tables
+from efi_job_manager.status import SchedulerState, Status
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER_SH = ROOT / "tests" / "slurm" / "cluster.sh"
+LAB_DIR = Path(os.environ.get("EFI_SLURM_LAB", "/tmp/efi-slurm-lab"))
+UP_HINT = "the Slurm lab is not up: run `tests/slurm/cluster.sh up` (as root) first"
+FASTA = ">sp|P0A9Q7|ADHE_ECOLI\nMAVTNVAELNALVERVKKAQ\n>sp|P0A9Q8|ADHE_ECO57\nMAVTNVAELNAL\n"
+#: The stand-in as efijm can run it (see the module docstring).
+SSH_STANDIN_COMMAND = (
+    "/usr/bin/env", f"PYTHONPATH={ROOT / 'src'}:{sysconfig.get_paths()['purelib']}",
+    "/usr/bin/python3", "-m", "efi_job_manager.standin", "{pipeline_name}", "{params_file}",
+)
+
+
+def read_env_sh(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, _, value = line.removeprefix("export ").partition("=")
+            values[name] = shlex.split(value)[0] if value else ""
+    return values
+
+
+@pytest.fixture(scope="module")
+def lab_env() -> dict[str, str]:
+    status = subprocess.run([str(CLUSTER_SH), "status"], capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "EFI_SLURM_LAB": str(LAB_DIR)},
+                            check=False)
+    if status.returncode != 0:
+        pytest.fail(f"{UP_HINT}\n{status.stdout}{status.stderr}", pytrace=False)
+    return {**os.environ, **read_env_sh(LAB_DIR / "env.sh")}
+
+
+class Clock:
+    """Real time that a test can push forward (for grace periods)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return (datetime.now() + self.offset).replace(microsecond=0)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+@attrs.define
+class Site:
+    """A results dir, an upload dir, a SQLite database, managers on the lab."""
+
+    root: Path
+    url: str
+    env: dict[str, str]
+    clock: Clock = attrs.Factory(Clock)
+    managers: list[JobManager] = attrs.Factory(list)
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads"
+
+    def slurm(self, args: list[str], check: bool = True) -> str:
+        done = subprocess.run(args, capture_output=True, text=True, env=self.env, timeout=60,
+                              check=check)
+        return done.stdout
+
+    @attrs.define
+    class _Stopped:
+        site: Site
+        daemon: str
+
+        def __enter__(self) -> None:
+            self.site.cluster("stop", self.daemon)
+
+        def __exit__(self, *exc: object) -> None:
+            self.site.cluster("start", self.daemon)
+
+    def cluster(self, *args: str) -> None:
+        done = subprocess.run([str(CLUSTER_SH), *args], capture_output=True, text=True,
+                              env=self.env, timeout=120, check=False)
+        assert done.returncode == 0, f"cluster.sh {' '.join(args)}: {done.stdout}{done.stderr}"
+
+    def stopped(self, daemon: str) -> Site._Stopped:
+        """Stop one lab daemon for a ``with`` block; it is started again whatever happens."""
+        return Site._Stopped(self, daemon)
+
+    def connector(self, mode: str, *, delay: float = 0, fail: int | None = None,
+                  **settings: Any) -> SlurmConnector:
+        export = f"--export=ALL,EFI_STANDIN_DELAY={delay:g}"
+        if fail is not None:
+            export += f",EFI_STANDIN_FAIL={fail}"
+        base: dict[str, Any] = {"extra_sbatch": [export], "partition": "efi"}
+        if mode == "local":
+            base["slurm_conf"] = self.env["SLURM_CONF"]
+        else:
+            remote = Path(self.env["EFI_SLURM_SCRATCH"]) / f"engine-{random.getrandbits(32):x}"
+            base.update(transport="ssh", host=self.env["EFI_SLURM_SSH_HOST"],
+                        ssh_config=self.env["EFI_SLURM_SSH_CONFIG"], remote_dir=str(remote))
+        return SlurmConnector({**base, **settings})
+
+    def manager(self, connector: SlurmConnector, mode: str = "local",
+                command: tuple[str, ...] | None = None) -> JobManager:
+        repo = JobRepository(make_engine(self.url), clock=self.clock)
+        catalogue = Catalogue.from_settings(
+            pipeline_dir=None, config_dir=None,
+            command=command or (STANDIN_COMMAND if mode == "local" else SSH_STANDIN_COMMAND),
+            params={"efi_config": "/opt/efi.config", "fasta_db": "/db/uniprot",
+                    "efi_db": "efi_202406"}, overrides={})
+        manager = JobManager(
+            repo, {"default": Destination("default", connector)}, catalogue,
+            results_dir=self.results, input_dir=self.uploads, clock=self.clock,
+            submit_grace=60, lost_grace=120)
+        self.managers.append(manager)
+        return manager
+
+    def insert(self, *job_ids: int) -> None:
+        repo = JobRepository(make_engine(self.url))
+        repo.insert([{
+            "id": job_id, "uuid": f"u-{job_id}", "status": "new",
+            "job_type": "est_generate_fasta", "isPublic": False, "user_id": 1,
+            "jobFilename": "seqs.fasta", "allByAllBlastEValue": 5,
+            "sequence_version": "uniprot", "timeCreated": datetime(2026, 11, 1),
+        } for job_id in job_ids])
+        repo.close()
+
+    def raw(self, job_id: int) -> Mapping[str, Any]:
+        repo = JobRepository(make_engine(self.url))
+        raw = repo.get_raw(job_id)
+        repo.close()
+        assert raw is not None
+        return dict(raw)
+
+    def status(self, job_id: int) -> str:
+        return str(self.raw(job_id)["status"])
+
+    def names(self, job_id: int) -> set[str]:
+        """Every Slurm job id named ``efi-<job_id>`` in squeue or sacct."""
+        name = f"efi-{job_id}"
+        text = self.slurm(["squeue", "--noheader", "--states=all", "--format=%i",
+                           f"--name={name}"])
+        text += self.slurm(["sacct", "-X", "--noheader", "--parsable2", "--format=JobID",
+                            "--starttime", "now-1days", "--name", name])
+        return {line.strip() for line in text.splitlines() if line.strip()}
+
+
+@pytest.fixture
+def site(tmp_path: Path, lab_env: dict[str, str]) -> Iterator[Site]:
+    url = f"sqlite:///{tmp_path / 'efi.db'}"
+    engine = make_engine(url)
+    create_tables(engine)
+    engine.dispose()
+    s = Site(tmp_path, url, lab_env)
+    s.uploads.mkdir()
+    (s.uploads / "seqs.fasta").write_text(FASTA)
+    yield s
+    ids = []
+    for manager in s.managers:
+        ids += [str(job.schedulerJobId) for job in manager.repository.running_jobs()
+                if job.schedulerJobId]
+        remote = [d.connector.settings.remote_dir for d in manager.destinations.values()
+                  if isinstance(d.connector, SlurmConnector)]
+        manager.close()
+        for directory in remote:
+            if directory and Path(directory).is_relative_to(s.env["EFI_SLURM_SCRATCH"]):
+                shutil.rmtree(directory, ignore_errors=True)
+    if ids:
+        s.slurm(["scancel", *ids], check=False)
+
+
+def new_ids(count: int = 1) -> list[int]:
+    """Job ids the lab has never seen, so that ``efi-<id>`` names are unique."""
+    return random.sample(range(10**8, 10**9), count)
+
+
+def run_until(manager: JobManager, done: Callable[[], bool], timeout: float = 90.0,
+              ) -> list[CycleReport]:
+    reports = []
+    deadline = time.monotonic() + timeout
+    while True:
+        reports.append(manager.run_once())
+        if done():
+            return reports
+        assert time.monotonic() < deadline, f"not done after {timeout} s: {reports[-3:]}"
+        time.sleep(0.3)
+
+
+def wait_state(connector: SlurmConnector, scheduler_id: str, state: SchedulerState,
+               timeout: float = 60.0) -> SchedulerStatus:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = connector.get_job_status(scheduler_id)
+        if status.state is state:
+            return status
+        assert time.monotonic() < deadline, f"job {scheduler_id}: still {status}"
+        time.sleep(0.3)
+
+
+def result_columns(site: Site, job_id: int) -> tuple[Any, Any]:
+    with make_engine(site.url).connect() as conn:
+        table = sa.table("Job", sa.column("id"), sa.column("numImportedIds"),
+                         sa.column("numFastaHeaders"))
+        row = conn.execute(sa.select(table.c.numImportedIds, table.c.numFastaHeaders)
+                           .where(table.c.id == job_id)).one()
+    return row.numImportedIds, row.numFastaHeaders
+
+
+@pytest.mark.parametrize("mode", ["local", "ssh"])
+def test_a_job_runs_on_slurm_to_finished_with_its_results(site: Site, mode: str) -> None:
+    (job_id,) = new_ids()
+    site.insert(job_id)
+    manager = site.manager(site.connector(mode), mode)
+    assert manager.run_once().started == (job_id,)
+    scheduler_id = str(site.raw(job_id)["schedulerJobId"])
+    assert site.names(job_id) == {scheduler_id}
+    run_until(manager, lambda: site.status(job_id) == "finished")
+    assert result_columns(site, job_id) == (2, 2)
+    job_dir = site.results / str(job_id)
+    assert (job_dir / "stats.json").exists()
+    assert (job_dir / f"slurm-{scheduler_id}.out").exists()
+    assert json.loads((job_dir / "params.json").read_text())["final_output_dir"] == str(job_dir)
+
+
+def test_a_pipeline_exiting_3_fails_the_job_with_the_exit_code(site: Site) -> None:
+    (job_id,) = new_ids()
+    site.insert(job_id)
+    manager = site.manager(site.connector("local", fail=3))
+    run_until(manager, lambda: site.status(job_id) == "failed")
+    failure = manager.job_dir(job_id).failure()
+    assert failure is not None
+    assert failure["exit_code"] == 3
+    assert failure["scheduler_reason"] == "EXIT_CODE 3"
+    assert "EXIT_CODE 3" in failure["reason"]
+    assert failure["scheduler_id"] == str(site.raw(job_id)["schedulerJobId"])
+
+
+def test_out_of_memory_then_retried_with_more_memory_finishes(site: Site) -> None:
+    """Killed over --mem=40M (reason OUT_OF_MEMORY); ``retry`` asks the connector, which
+    triples the memory; the next submission gets --mem=120M and finishes."""
+    (job_id,) = new_ids()
+    site.insert(job_id)
+    allocate_then_standin = (
+        "/bin/sh", "-c",
+        "/usr/bin/python3 -c 'import time; b = b\"x\" * (60 << 20); time.sleep(3)' && "
+        'exec "$0" -m efi_job_manager.standin "$1" "$2"',
+        sys.executable, "{pipeline_name}", "{params_file}",
+    )
+    connector = site.connector("local", memory="40M", retry_memory_factor=3)
+    manager = site.manager(connector, command=allocate_then_standin)
+    run_until(manager, lambda: site.status(job_id) == "failed")
+    failure = manager.job_dir(job_id).failure()
+    assert failure is not None
+    assert failure["scheduler_reason"] == "OUT_OF_MEMORY"
+    assert manager.retry(job_id) == {"memory": (None, "120M")}
+    run_until(manager, lambda: site.status(job_id) == "finished")
+    script = (site.results / str(job_id) / "efi-job.sbatch").read_text()
+    assert "#SBATCH --mem=120M\n" in script
+    assert len(site.names(job_id)) == 2
+    assert result_columns(site, job_id) == (2, 2)
+
+
+def test_a_job_cancelled_in_the_database_is_scancelled(site: Site) -> None:
+    (job_id,) = new_ids()
+    site.insert(job_id)
+    connector = site.connector("local", delay=120)
+    manager = site.manager(connector)
+    assert manager.run_once().started == (job_id,)
+    scheduler_id = str(site.raw(job_id)["schedulerJobId"])
+    wait_state(connector, scheduler_id, SchedulerState.RUNNING)
+    web = JobRepository(make_engine(site.url))
+    assert web.transition(job_id, Status.RUNNING, Status.CANCELLED)
+    web.close()
+    assert manager.run_once().cancelled == (job_id,)
+    status = wait_state(connector, scheduler_id, SchedulerState.CANCELLED)
+    assert "CANCELLED" in status.raw
+    assert manager.run_once().cancelled == ()
+    assert site.status(job_id) == "cancelled"
+
+
+def test_slurmctld_stopped_mid_cycle_changes_no_job_and_the_next_cycles_catch_up(
+        site: Site) -> None:
+    """slurmctld goes down between a cycle's start and its status call: the running job stays
+    running (sacct still answers), the new one is claimed but not submitted and not failed;
+    after the restart the running one finishes and the other is recovered and runs."""
+    first, second = new_ids(2)
+    site.insert(first)
+    connector = site.connector("local", delay=4)
+    manager = site.manager(connector)
+    assert manager.run_once().started == (first,)
+    wait_state(connector, str(site.raw(first)["schedulerJobId"]), SchedulerState.RUNNING)
+    site.insert(second)
+    real = connector.get_job_statuses
+    calls = []
+
+    def outage_now(ids: Any) -> Mapping[str, SchedulerStatus]:
+        if not calls:
+            site.cluster("stop", "slurmctld")
+        calls.append(ids)
+        return real(ids)
+
+    connector.get_job_statuses = outage_now  # type: ignore[method-assign]
+    try:
+        with retry.testing(attempts=1):
+            report = manager.run_once()
+            assert (report.finished, report.failed, report.started) == ((), (), ())
+            assert report.errors  # the submission of the second job
+            assert site.status(first) == site.status(second) == "running"
+            assert site.raw(second)["schedulerJobId"] is None
+            report = manager.run_once()
+            assert (report.finished, report.failed, report.started) == ((), (), ())
+    finally:
+        site.cluster("start", "slurmctld")
+    site.clock.advance(120)  # past submit_grace: the second job is recovered
+    reports = run_until(manager, lambda: site.status(first) == site.status(second) == "finished")
+    assert second in {j for r in reports for j in r.recovered}
+    assert len(site.names(second)) == 1
+
+
+def test_sshd_stopped_changes_no_job_and_the_next_cycles_catch_up(site: Site) -> None:
+    first, second = new_ids(2)
+    site.insert(first)
+    connector = site.connector("ssh", delay=3)
+    manager = site.manager(connector, "ssh")
+    assert manager.run_once().started == (first,)
+    site.insert(second)
+    with site.stopped("sshd"):
+        connector.close()  # the open master connection would outlive the listener
+        with retry.testing(attempts=1):
+            for _ in range(2):
+                report = manager.run_once()
+                assert (report.finished, report.failed, report.started) == ((), (), ())
+                assert report.errors
+        assert site.status(first) == site.status(second) == "running"
+        assert site.raw(second)["schedulerJobId"] is None
+    site.clock.advance(120)
+    run_until(manager, lambda: site.status(first) == site.status(second) == "finished")
+    assert result_columns(site, second) == (2, 2)
+
+
+def test_a_manager_killed_right_after_sbatch_adopts_the_job_instead_of_resubmitting(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    (job_id,) = new_ids()
+    site.insert(job_id)
+    crashing = site.manager(site.connector("local", delay=2))
+
+    def crash(*_args: object) -> bool:
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(crashing.repository, "set_scheduler_id", crash)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run_once()
+    assert site.status(job_id) == "running"
+    assert site.raw(job_id)["schedulerJobId"] is None
+    submitted = site.names(job_id)
+    assert len(submitted) == 1
+
+    restarted = site.manager(site.connector("local", delay=2))
+    assert restarted.run_once().recovered == ()  # inside the grace period: left alone
+    site.clock.advance(120)
+    assert restarted.run_once().recovered == (job_id,)
+    assert {str(site.raw(job_id)["schedulerJobId"])} == submitted
+    run_until(restarted, lambda: site.status(job_id) == "finished")
+    assert site.names(job_id) == submitted
