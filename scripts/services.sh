@@ -162,6 +162,19 @@ pg_status() {
 # --- MariaDB --------------------------------------------------------------------------------
 mariadb_running() { mariadb-admin ping >/dev/null 2>&1; }
 
+# Stop the system server through its own socket: /etc/init.d/mariadb stop falls back to
+# `killall mariadbd`, which would also kill other instances (the Slurm lab's accounting DB).
+mariadb_stop() {
+    mariadb-admin shutdown >/dev/null 2>&1 || true
+    local i
+    for ((i = 0; i < 60; i++)); do
+        mariadb_running || return 0
+        sleep 0.5
+    done
+    log "mariadb: did not stop within 30s"
+    return 1
+}
+
 mariadb_tcp_login() {
     mariadb --connect-timeout=3 -h"$HOST" -P"$MARIADB_PORT" -u"$DB_USER" -p"$DB_PASSWORD" \
         -D"$DB_NAME" -e 'select 1'
@@ -180,7 +193,7 @@ mariadb_up() {
         else
             rm -f "$MARIADB_PORT_CNF"
         fi
-        if mariadb_running; then /etc/init.d/mariadb restart >/dev/null; fi
+        if mariadb_running; then mariadb_stop; fi
     fi
     if mariadb_running; then
         log "mariadb: already running"
@@ -207,7 +220,7 @@ mariadb_down() {
     if [[ ! -x /etc/init.d/mariadb ]]; then log "mariadb: not installed"; return; fi
     if mariadb_running; then
         log "mariadb: stopping"
-        /etc/init.d/mariadb stop >/dev/null
+        mariadb_stop
     else
         log "mariadb: already stopped"
     fi

@@ -129,6 +129,7 @@ class _Cycle:
     errors: list[str] = attrs.Factory(list)
     planned: list[PlannedAction] = attrs.Factory(list)
     running: int = 0
+    unavailable: set[str] = attrs.Factory(set)
 
     def report(self) -> CycleReport:
         return CycleReport(tuple(self.started), tuple(self.finished), tuple(self.failed),
@@ -369,7 +370,9 @@ class JobManager:
                            pipeline=self._pipeline_name(job.job_type), resources=resources)
         return JobSpec(job.id, job.job_type, jd.path, prepared.command, prepared.params,
                        prepared.pipeline,
-                       {name: jd.path / name for name in prepared.inputs}, resources)
+                       {name: jd.path / name for name in [*prepared.inputs,
+                                                          *prepared.extra_files]},
+                       resources)
 
     def _pipeline_name(self, job_type: str) -> str:
         try:
@@ -532,6 +535,7 @@ class JobManager:
             try:
                 statuses = connector.get_job_statuses(ids)
             except Exception as exc:  # a connector's bug must not stop the cycle
+                cycle.unavailable.add(name)
                 cycle.errors.append(f"status of {len(ids)} jobs on {name}: {exc}")
                 log.warning("destination %s: cannot get the status of %d jobs: %s",
                             name, len(ids), exc)
@@ -657,11 +661,16 @@ class JobManager:
         if self.dry_run:
             self._plan_new(cycle, free, accept)
             return
-        for job in self.repository.claim_new(free, accept=accept):
+        # One claim at a time: a destination that fails a submission is left alone for the
+        # rest of the cycle, so no more jobs are claimed for it only to wait for recovery.
+        for _ in range(free):
             if self._stop.is_set():
-                log.info("stopping: job %s was claimed and will be recovered", job.id)
                 return
-            self._start(cycle, job)
+            claimed = self.repository.claim_new(1, accept=lambda c: (
+                self.route(c.job_type) not in cycle.unavailable and accept(c)))
+            if not claimed:
+                return
+            self._start(cycle, claimed[0])
 
     def _capacity_gate(self) -> Callable[[CandidateJob], bool]:
         by_user, by_type = self.repository.running_counts()
@@ -757,6 +766,7 @@ class JobManager:
             self._fail(cycle, job, Status.RUNNING, f"submission refused: {exc}")
             return False
         except Exception as exc:  # transient, or a connector's bug: recovery decides later
+            cycle.unavailable.add(destination.name)
             cycle.errors.append(f"submitting job {job.id} to {destination.name}: {exc}")
             log.warning("job %s: not submitted (%s: %s); it will be recovered after %.0f s",
                         job.id, type(exc).__name__, exc, self.submit_grace)
