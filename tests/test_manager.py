@@ -544,3 +544,24 @@ def test_retry_asks_the_connector_for_more_resources(site: Site) -> None:
     assert connector.submitted == [{}, {"time": "2:00:00"}]
     with pytest.raises(ValueError, match="cannot go from 'new' to 'new'"):
         manager.retry(1)
+
+
+def test_per_pipeline_and_per_destination_limits_hold_back_new_jobs(site: Site) -> None:
+    """A pipeline limit and a destination's own limit are both respected, oldest first."""
+    ssn = site.uploads / "ssn.zip"
+    with zipfile.ZipFile(ssn, "w") as archive:
+        archive.writestr("full_ssn.xgmml", SSN)
+    site.insert(fasta_job(1), fasta_job(2),
+                *(fasta_job(i, job_type="est_color_ssn", jobFilename="ssn.zip")
+                  for i in (3, 4, 5)))
+    slow = {"EFI_STANDIN_DELAY": "30"}
+    manager = site.manager(
+        destinations={"default": Destination("default", site.connector(**slow)),
+                      "colour": Destination("colour", site.connector("colour", **slow),
+                                            max_running_jobs=2)},
+        routing={"est_color_ssn": "colour"},
+        max_running_jobs_per_pipeline={"est": 1})
+    report = manager.run_once()
+    assert report.started == (1, 3, 4)
+    assert manager.run_once().started == ()
+    assert [site.status(i) for i in (2, 5)] == ["new", "new"]

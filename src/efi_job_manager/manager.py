@@ -673,7 +673,13 @@ class JobManager:
             self._start(cycle, claimed[0])
 
     def _capacity_gate(self) -> Callable[[CandidateJob], bool]:
-        by_user, by_type = self.repository.running_counts()
+        by_user, by_job_type = self.repository.running_counts()
+        by_type: Counter[str] = Counter()  # running jobs per job type and per pipeline name
+        for job_type, n in by_job_type.items():
+            by_type[job_type] += n
+            pipeline = self._pipeline_name(job_type)
+            if pipeline and pipeline != job_type:
+                by_type[pipeline] += n
         by_destination: Counter[str] = Counter()
         for job in self.repository.running_jobs():
             by_destination[self.destination_of(job).name] += 1
@@ -685,7 +691,7 @@ class JobManager:
                 return False
             pipeline = self.catalogue.pipeline_name(candidate.job_type)
             for key in (candidate.job_type, pipeline):
-                if key in per_pipeline and by_type.get(key, 0) >= per_pipeline[key]:
+                if key in per_pipeline and by_type[key] >= per_pipeline[key]:
                     return False
             destination = self.destinations[self.route(candidate.job_type)]
             if (destination.max_running_jobs is not None
@@ -693,8 +699,9 @@ class JobManager:
                 return False
             if candidate.user_id is not None:
                 by_user[candidate.user_id] = by_user.get(candidate.user_id, 0) + 1
-            by_type[candidate.job_type] = by_type.get(candidate.job_type, 0) + 1
-            by_type[pipeline] = by_type.get(pipeline, 0) + 1
+            by_type[candidate.job_type] += 1
+            if pipeline != candidate.job_type:
+                by_type[pipeline] += 1
             by_destination[destination.name] += 1
             return True
 
