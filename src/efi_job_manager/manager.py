@@ -734,11 +734,8 @@ class JobManager:
         connector = self.destinations[destination].connector
         render = getattr(connector, "render_job", None)
         if callable(render):
-            return str(render(self._spec_from(job, prepared)))
+            return str(render(self._spec(job, prepared)))
         return ""
-
-    def _spec_from(self, job: Job, prepared: PreparedJob) -> JobSpec:
-        return self._spec(job, prepared)
 
     def _start(self, cycle: _Cycle, job: Job) -> bool:
         """Stage and submit a claimed job; return whether it is now submitted or done."""

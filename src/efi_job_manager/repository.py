@@ -24,7 +24,7 @@ from typing import Any, cast
 import attrs
 from sqlalchemy import Engine, Select, Table, create_engine, func, inspect, or_, select, update
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.orm import Session, sessionmaker, with_polymorphic
+from sqlalchemy.orm import sessionmaker, with_polymorphic
 
 from efi_job_manager.clock import utcnow
 from efi_job_manager.models import Job, job_classes, updatable_columns
@@ -412,18 +412,8 @@ class JobRepository:
             log.warning("job %s: not writing %s: not updatable result columns of %s",
                         job.id, ", ".join(rejected), job.job_type)
         written = {k: v for k, v in results.items() if k in allowed}
-        won = self._transition_with_results(job.id, from_, to, written)
+        won = self.transition(job.id, from_, to, values=written)
         return Completion(won, written if won else {}, rejected)
-
-    def _transition_with_results(self, job_id: int, from_: Status, to: Status,
-                                 columns: Mapping[str, Any]) -> bool:
-        check_transition(from_, to)
-        table = self._table
-        with self.engine.begin() as conn:
-            stmt = (update(table)
-                    .where(table.c.id == job_id, table.c.status == from_.value)
-                    .values(status=to.value, timeCompleted=self.clock(), **columns))
-            return conn.execute(stmt).rowcount == 1
 
     # -- development only ----------------------------------------------------------
 
@@ -445,10 +435,6 @@ class JobRepository:
         with self.engine.begin() as conn:
             for group in groups.values():
                 conn.execute(table.insert(), group)
-
-    def session(self) -> Session:
-        """Return a new ORM session on the repository's engine (for tools and tests)."""
-        return self._sessions()
 
 
 def parse_scheduler_id(job_id: int, scheduler_id: object) -> int:
