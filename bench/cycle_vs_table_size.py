@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from efi_job_manager.connector import BaseConnector, JobSpec, SchedulerStatus
 from efi_job_manager.manager import Destination, JobManager
 from efi_job_manager.models import Job
-from efi_job_manager.pipelines import STANDIN_COMMAND, Catalogue
+from efi_job_manager.pipelines import Catalogue
 from efi_job_manager.repository import JobRepository, make_engine
 from efi_job_manager.schema import create_tables
 from efi_job_manager.status import SchedulerState
@@ -82,8 +82,7 @@ def main() -> None:
         create_tables(engine)
         repo = JobRepository(engine)
         repo.insert(rows(1, RUNNING, "running"))
-        catalogue = Catalogue.from_settings(pipeline_dir=None, config_dir=None,
-                                            command=STANDIN_COMMAND, params={}, overrides={})
+        catalogue = Catalogue.default()
         manager = JobManager(repo, {"default": Destination("default", InstantConnector())},
                              catalogue, results_dir=Path(tmp, "results"),
                              input_dir=Path(tmp, "uploads"))

@@ -37,7 +37,9 @@ connector = "local"
 settings = {{ state_dir = "{tmp_path / 'state'}" }}
 [pipelines]
 command = [{command}]
-params = {{ efi_config = "/opt/efi.config", efi_db = "efi_202406" }}
+params = {{ efi_config = "/opt/efi.config", fasta_db = "/db/uniprot" }}
+[pipelines.efi_db]
+default = "efi_202406"
 """)
     return path
 
@@ -93,7 +95,9 @@ def test_an_unknown_connector_is_exit_2_and_names_the_installed_ones(
     """A destination naming a connector nobody installed says which ones are installed."""
     path = tmp_path / "c.toml"
     path.write_text('[destinations.default]\nconnector = "pbs"\n'
-                    '[pipelines]\ncommand = ["true"]\n')
+                    '[pipelines]\ncommand = ["true"]\n'
+                    'params = { efi_config = "/x", fasta_db = "/x" }\n'
+                    '[pipelines.efi_db]\ndefault = "efi_202406"\n')
     assert main(["--config", str(path), "run", "--once"]) == 2
     err = capsys.readouterr().err
     assert "'pbs'" in err

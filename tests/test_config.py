@@ -59,6 +59,11 @@ config_dir = "/opt/EST/conf"
     'params = { efi_config = "/opt/EST/efi.config", fasta_db = "/db/uniprot", '
     'duckdb_temp_dir = "/scratch/duckdb" }\n'
     """
+[pipelines.efi_db]
+default = "efi_202406"
+template = "efi_{efi_db_version}"
+versions = { "2025_04" = "efi_202504" }
+
 [notify.email]
 smtp = "smtp.example.org:587"
 sender = "efi-jobs@example.org"
@@ -143,6 +148,9 @@ def test_the_design_sketch_loads(write_config: WriteConfig) -> None:
     assert settings.destination_for("est_generate_blast") == "default"
     assert settings.pipelines.pipeline_dir == Path("/opt/EST/pipelines")
     assert settings.pipelines.params["fasta_db"] == "/db/uniprot"
+    assert settings.pipelines.efi_db.default == "efi_202406"
+    assert settings.pipelines.efi_db.template == "efi_{efi_db_version}"
+    assert dict(settings.pipelines.efi_db.versions) == {"2025_04": "efi_202504"}
     assert settings.notify.email is not None
     assert settings.notify.email.host == "smtp.example.org"
     assert settings.notify.email.port == 587
@@ -541,3 +549,22 @@ def test_connector_settings_paths_are_untouched(write_config: WriteConfig) -> No
     text = '[destinations.default]\nconnector = "slurm"\nsettings = { remote_dir = "jobs" }\n'
     settings = load_text(write_config, text)
     assert settings.destinations["default"].settings["remote_dir"] == "jobs"
+
+
+@pytest.mark.parametrize("template", ['"efi_{version}"', '"efi"', '"efi_{efi_db_version"', "3"])
+def test_an_efi_db_template_must_use_the_version(write_config: WriteConfig,
+                                                 template: str) -> None:
+    """[pipelines.efi_db] template takes {efi_db_version} and nothing else."""
+    path = write_config(f"[pipelines.efi_db]\ntemplate = {template}\n")
+    with pytest.raises(ConfigError, match=r"pipelines\.efi_db\.template"):
+        Settings.load(path, environ={})
+
+
+def test_efi_db_settings_come_from_the_environment_too(write_config: WriteConfig) -> None:
+    """Each key of [pipelines.efi_db] has an environment variable, as every setting does."""
+    path = write_config("[pipelines.efi_db]\ndefault = \"efi_202406\"\n")
+    settings = Settings.load(path, environ={
+        "EFI_JOB_MANAGER_PIPELINES__EFI_DB__DEFAULT": "efi_202504",
+        "EFI_JOB_MANAGER_PIPELINES__PREDEFINED_TAXONOMY_FILTERS": "bacteria,fungi"})
+    assert settings.pipelines.efi_db.default == "efi_202504"
+    assert settings.pipelines.predefined_taxonomy_filters == ("bacteria", "fungi")

@@ -21,7 +21,7 @@ from efi_connector_local import LocalConnector
 from efi_job_manager.connector import SchedulerStatus, TransientError
 from efi_job_manager.events import EventKind, JobEvent
 from efi_job_manager.manager import CycleReport, Destination, JobManager
-from efi_job_manager.pipelines import STANDIN_COMMAND, Catalogue
+from efi_job_manager.pipelines import STANDIN_COMMAND, Catalogue, EfiDatabases
 from efi_job_manager.repository import JobRepository, make_engine
 from efi_job_manager.schema import create_tables
 from efi_job_manager.status import Status
@@ -73,8 +73,8 @@ class Site:
         repo = JobRepository(make_engine(self.url), clock=self.clock)
         catalogue = Catalogue.from_settings(
             pipeline_dir=None, config_dir=None, command=command or STANDIN_COMMAND,
-            params={"efi_config": "/opt/efi.config", "fasta_db": "/db/uniprot",
-                    "efi_db": "efi_202406"}, overrides={})
+            params={"efi_config": "/opt/efi.config", "fasta_db": "/db/uniprot"}, overrides={},
+            efi_db=EfiDatabases(default="efi_202406"))
         manager = JobManager(
             repo, destinations or {"default": Destination("default", self.connector())},
             catalogue, results_dir=self.results, input_dir=self.uploads, clock=self.clock,
@@ -221,17 +221,26 @@ def test_bad_stats_json_fails_the_job_with_a_reason(site: Site, content: str | N
 
 
 def test_shell_metacharacters_in_a_parameter_are_data(site: Site, tmp_path: Path) -> None:
-    """A job name full of shell syntax reaches params.json verbatim and runs nothing."""
+    """A job name full of shell syntax runs nothing; the SSN title EST quotes loses its quotes."""
     canary = tmp_path / "pwned"
     name = f'x"; touch {canary}; echo $(touch {canary}) `touch {canary}` #'
-    with zipfile.ZipFile(site.uploads / "ssn.zip", "w") as archive:
-        archive.writestr("full_ssn.xgmml", SSN)
-    site.insert(fasta_job(1, job_type="est_color_ssn", jobFilename="ssn.zip", jobName=name))
+    parent = site.results / "9"
+    parent.mkdir(parents=True)
+    for file, text in (("1.out.parquet", "PAR1"), ("all_sequences.fasta", FASTA),
+                       ("accession_table.tab", "uniprot_id\n"),
+                       ("sequence_metadata.tab", "UniProt_ID\tAttribute\tValue\n")):
+        (parent / file).write_text(text)
+    row = fasta_job(1, job_type="est_ssn_finalization", parentJob_id=9, alignmentScore=20,
+                    jobName=name)
+    for column in ("jobFilename", "allByAllBlastEValue", "sequence_version"):
+        del row[column]
+    site.insert(row)
     manager = site.manager()
     run_until(manager, lambda: site.status(1) == "finished")
     assert not canary.exists()
     params = json.loads((site.results / "1" / "params.json").read_text())
-    assert params["job_name"] == name
+    assert params["job_name"].startswith("x_; touch ")
+    assert not set(params["job_name"]) & set("\"`$")
 
 
 def test_a_job_cancelled_in_the_database_is_cancelled_on_the_cluster_once(site: Site) -> None:

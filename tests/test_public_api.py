@@ -26,7 +26,9 @@ def test_embedding_runs_a_cycle_from_settings(tmp_path: Path) -> None:
                     "input_dir": str(tmp_path / "uploads")},
         "destinations": {"default": {"connector": "local",
                                      "settings": {"state_dir": str(tmp_path / "state")}}},
-        "pipelines": {"command": ["true"]},
+        "pipelines": {"command": ["true"],
+                      "params": {"efi_config": "/opt/efi.config", "fasta_db": "/db/uniprot"},
+                      "efi_db": {"default": "efi_202406"}},
     }, environ={})
     manager = JobManager.from_settings(settings)
     try:

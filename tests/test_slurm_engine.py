@@ -33,7 +33,7 @@ from efi_connector_slurm import SlurmConnector
 from efi_job_manager import retry
 from efi_job_manager.connector import SchedulerStatus
 from efi_job_manager.manager import CycleReport, Destination, JobManager
-from efi_job_manager.pipelines import STANDIN_COMMAND, Catalogue
+from efi_job_manager.pipelines import STANDIN_COMMAND, Catalogue, EfiDatabases
 from efi_job_manager.repository import JobRepository, make_engine
 from efi_job_manager.schema import create_tables
 from efi_job_manager.status import SchedulerState, Status
@@ -145,8 +145,8 @@ class Site:
         catalogue = Catalogue.from_settings(
             pipeline_dir=None, config_dir=None,
             command=command or (STANDIN_COMMAND if mode == "local" else SSH_STANDIN_COMMAND),
-            params={"efi_config": "/opt/efi.config", "fasta_db": "/db/uniprot",
-                    "efi_db": "efi_202406"}, overrides={})
+            params={"efi_config": "/opt/efi.config", "fasta_db": "/db/uniprot"}, overrides={},
+            efi_db=EfiDatabases(default="efi_202406"))
         manager = JobManager(
             repo, {"default": Destination("default", connector)}, catalogue,
             results_dir=self.results, input_dir=self.uploads, clock=self.clock,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from efi_job_manager.standin import PIPELINES, main
+from efi_job_manager.standin import RUNS, SCHEMAS, main
 
 NETWORK = """<?xml version="1.0"?>
 <graph label="PF07476" xmlns="http://www.cs.rpi.edu/XGMML">
@@ -131,29 +131,19 @@ def test_output_is_deterministic(job_dir: Path) -> None:
 
 @pytest.mark.parametrize(("pipeline", "change", "message"), [
     ("est", {"import_mode": "accession"}, "import_mode: 'accession' is not one of"),
-    ("est", {"filter": ["excludeFragments=1"]}, "not EST's filter syntax"),
     ("est", {"filter": ['"fraction=2"']}, "not EST's filter syntax"),
-    ("est", {"filter": ["fraction=0"]}, "not EST's filter syntax"),
-    ("est", {"filter": ["family=PF0747"]}, "not EST's filter syntax"),
-    ("est", {"filter": "fragments"}, "expected a list"),
-    ("est", {"filter": ["user-filter=/nonexistent/tax.json"]}, "no such file"),
-    ("est", {"efi_config": None}, "missing required parameter 'efi_config'"),
-    ("est", {"input_file": None}, "missing required parameter 'input_file'"),
-    ("est", {"input_file": "/nonexistent/seqs.fasta"}, "no such file"),
-    ("est", {"job_id": 7}, "job id as a string"),
-    ("est", {"multiplex": "false"}, "expected true or false"),
-    ("est", {"sequence_version": "UniRef90"}, "is not one of"),
-    ("est", {"blast_evalue": "five"}, "e-value"),
-    ("est", {"exclude_fragments": True}, "unknown parameter 'exclude_fragments'"),
-    ("gnt", {"nb_size": 25}, "nb_size: 25 is above the maximum 20"),
-    ("gnt", {"nb_size": 0}, "below the minimum 1"),
+    ("est", {"efi_config": None}, "efi_config: required by est/est.nf and missing"),
+    ("est", {"job_id": 7.5}, "job_id: expected a job id"),
+    ("gnt", {"nb_size": 0}, "nb_size: 0 is below the minimum 1"),
     ("gnt", {"cooc_threshold": 1.5}, "cooc_threshold: 1.5 is above the maximum 1"),
-    ("gnt", {"nb_size": "10"}, "expected a whole number"),
-    ("gnt", {"ssn_input": None}, "missing required parameter 'ssn_input'"),
 ])
 def test_rejects_what_est_would_reject(job_dir: Path, pipeline: str, change: dict[str, Any],
                                        message: str) -> None:
-    """Invalid params exit with 2 and an ERROR line naming the problem; nothing is written."""
+    """Invalid params exit with 2 and an ERROR line naming the problem; nothing is written.
+
+    (The full table of near-misses, built from EST's own params files, is in
+    ``test_est_fidelity.py``.)
+    """
     params = (est if pipeline == "est" else gnt)(job_dir)
     for key, value in change.items():
         if value is None:
@@ -168,21 +158,21 @@ def test_rejects_what_est_would_reject(job_dir: Path, pipeline: str, change: dic
 
 
 def test_user_filter_file_is_checked(job_dir: Path) -> None:
-    """A user-filter file must be EST's JSON taxonomy filter without quotes in values."""
+    """A user-filter file must be EST's taxonomy filter: its columns, no quotes in values."""
     tax = job_dir / "taxonomy_filter.json"
-    tax.write_text(json.dumps([{"conditions": [{"field": "genus", "value": "Escherichia"}]}]))
+    tax.write_text(json.dumps({"conditions": [{"field": "genus", "value": "Escherichia"}]}))
     assert run(job_dir, "est", est(job_dir, filter=[f"user-filter={tax}"])).returncode == 0
     tax.write_text(json.dumps([{"conditions": [{"field": "genus", "value": "E' OR 1=1"}]}]))
     proc = run(job_dir, "est", est(job_dir, filter=[f"user-filter={tax}"]))
     assert proc.returncode == 2
-    assert "quotes" in proc.stderr
+    assert "quote" in proc.stderr
 
 
 def test_unknown_keys_can_be_allowed_with_a_warning(job_dir: Path) -> None:
     """EFI_STANDIN_ALLOW_UNKNOWN=1 behaves like Nextflow: warn and run."""
     proc = run(job_dir, "gnt", gnt(job_dir, colour="blue"), EFI_STANDIN_ALLOW_UNKNOWN="1")
     assert proc.returncode == 0, proc.stderr
-    assert "WARN: unknown parameter 'colour'" in proc.stderr
+    assert "WARN: colour: unknown parameter" in proc.stderr
 
 
 def test_forced_failure_exits_with_that_code(job_dir: Path) -> None:
@@ -247,10 +237,10 @@ def test_params_file_must_be_a_json_object(job_dir: Path, text: str) -> None:
     assert run(job_dir, "gnt", text).returncode == 2
 
 
-def test_every_pipeline_requires_the_common_keys() -> None:
-    """Every stand-in pipeline requires final_output_dir, efi_config and efi_db."""
-    assert set(PIPELINES) == {"est", "generatessn", "colorssn", "neighborhoodconnectivity",
-                              "convergenceratio", "clusteranalysis", "gnt", "gnd", "taxonomy",
-                              "cgfpidentify", "cgfpquantify"}
-    for pipeline in PIPELINES.values():
-        assert {"final_output_dir", "efi_config", "efi_db"} <= pipeline.required
+def test_every_pipeline_has_a_schema_and_a_run() -> None:
+    """The eleven EST pipelines are known to both halves of the stand-in."""
+    assert set(SCHEMAS) == set(RUNS) == {
+        "est", "generatessn", "colorssn", "neighborhoodconnectivity", "convergenceratio",
+        "clusteranalysis", "gnt", "gnd", "taxonomy", "cgfpidentify", "cgfpquantify"}
+    for schema in SCHEMAS.values():
+        assert "final_output_dir" in schema.required

@@ -29,7 +29,7 @@ from efi_job_manager import (
     load_connector,
 )
 from efi_job_manager.cli import main
-from efi_job_manager.pipelines import STANDIN_COMMAND, Catalogue
+from efi_job_manager.pipelines import STANDIN_COMMAND, Catalogue, EfiDatabases
 from efi_job_manager.repository import make_engine
 from efi_job_manager.schema import create_tables
 
@@ -244,8 +244,8 @@ def test_an_installed_wheel_adds_a_connector_that_runs_a_job(
         "timeCreated": datetime(2026, 11, 1)}])
     catalogue = Catalogue.from_settings(
         pipeline_dir=None, config_dir=None, command=STANDIN_COMMAND,
-        params={"efi_config": "/x", "efi_db": "efi_202406", "fasta_db": "/db/uniprot"},
-        overrides={})
+        params={"efi_config": "/x", "fasta_db": "/db/uniprot"}, overrides={},
+        efi_db=EfiDatabases(default="efi_202406"))
     connector = load_connector("echo", {"state_dir": str(tmp_path / "echo-state")})
     manager = JobManager(repository, {"default": Destination("default", connector)}, catalogue,
                          results_dir=tmp_path / "results", input_dir=uploads)

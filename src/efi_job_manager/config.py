@@ -82,6 +82,7 @@ import math
 import os
 import re
 import shlex
+import string
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -354,6 +355,21 @@ class DestinationSettings:
 
 
 @attrs.frozen
+class EfiDbSettings:
+    """Which EFI database a job uses, from its ``efi_db_version`` (``[pipelines.efi_db]``).
+
+    Attributes:
+        default: The database for rows without a version (EST's ``--efi-db``).
+        template: A name built from the version: ``"efi_{efi_db_version}"``.
+        versions: Version label → database name or path, checked before the template.
+    """
+
+    default: str | None = None
+    template: str | None = None
+    versions: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
 class PipelineSettings:
     """How pipelines are run (``[pipelines]``).
 
@@ -364,8 +380,11 @@ class PipelineSettings:
         command: The command template as an argument list with ``{placeholders}``
             (``["nextflow", "-c", "{config}", "run", "{pipeline}", "-params-file",
             "params.json"]``); ``None`` for the built-in default.
-        params: Site-wide pipeline parameters added to every job's ``params.json``.
+        params: Site values for EST's scripts and pipelines (``efi_config``, ``fasta_db``…).
         overrides: Job type → catalogue overrides, validated by the pipeline catalogue.
+        efi_db: How a row's ``efi_db_version`` picks the EFI database.
+        predefined_taxonomy_filters: Names of EST's predefined taxonomy filters (None:
+            the names EST ships).
     """
 
     nextflow: str = "nextflow"
@@ -374,6 +393,8 @@ class PipelineSettings:
     command: tuple[str, ...] | None = None
     params: Mapping[str, Any] = attrs.field(factory=dict, repr=_redacted_repr)
     overrides: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=_redacted_repr)
+    efi_db: EfiDbSettings = attrs.field(factory=EfiDbSettings)
+    predefined_taxonomy_filters: tuple[str, ...] | None = None
 
 
 @attrs.frozen
@@ -947,6 +968,28 @@ _DESTINATION_FIELDS: Final[Mapping[str, _Conv]] = {
     "max_running_jobs": _optional(_integer(1)),
 }
 
+def _efi_db_template(ld: _Loader, path: _KeyPath, value: Any) -> str:
+    text = _string(ld, path, value)
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+    except ValueError:
+        fields = set()
+    if fields != {"efi_db_version"}:
+        raise ld.invalid(path, value, 'a name with {efi_db_version} ("efi_{efi_db_version}")')
+    return text
+
+
+_EFI_DB_FIELDS: Final[Mapping[str, _Conv]] = {
+    "default": _optional(_string),
+    "template": _optional(_efi_db_template),
+    "versions": _table_of(_string),
+}
+
+
+def _efi_db(ld: _Loader, path: _KeyPath, value: Any) -> EfiDbSettings:
+    return EfiDbSettings(**ld.section(path, value, _EFI_DB_FIELDS))
+
+
 _PIPELINE_FIELDS: Final[Mapping[str, _Conv]] = {
     "nextflow": _string,
     "pipeline_dir": _optional(_path),
@@ -954,6 +997,8 @@ _PIPELINE_FIELDS: Final[Mapping[str, _Conv]] = {
     "command": _optional(_command),
     "params": _freeform,
     "overrides": _overrides,
+    "efi_db": _efi_db,
+    "predefined_taxonomy_filters": _optional(_string_list(_comma_split)),
 }
 
 _EMAIL_FIELDS: Final[Mapping[str, _Conv]] = {

@@ -91,6 +91,10 @@ env = {{ EFI_STANDIN_DELAY = "{delay}" }}
 [pipelines]
 command = [{command}]
 params = {{ efi_config = "/opt/EFI/efi.config", fasta_db = "/db/blast/uniprot" }}
+
+[pipelines.efi_db]
+default = "efi_202406"
+template = "efi_{{efi_db_version}}"
 """)
     return path
 
@@ -119,7 +123,7 @@ def _rows() -> list[dict[str, Any]]:
     return [
         {"id": i, "uuid": f"00000000-0000-4000-8000-{i:012d}", "user_id": 1 + i % 2,
          "status": "new", "job_type": job_type, "isPublic": False,
-         "timeCreated": start + timedelta(seconds=i), "efi_db_version": "efi_202406", **values}
+         "timeCreated": start + timedelta(seconds=i), "efi_db_version": "2025_04", **values}
         for i, (job_type, values) in enumerate(jobs, start=1)
     ]
 

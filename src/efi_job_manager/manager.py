@@ -45,7 +45,7 @@ from efi_job_manager.discovery import load_connector
 from efi_job_manager.events import EventBus, EventKind, JobEvent
 from efi_job_manager.jobdir import JobDirectory
 from efi_job_manager.models import Job, load_job_model
-from efi_job_manager.pipelines import Catalogue, JobInputError, PreparedJob
+from efi_job_manager.pipelines import Catalogue, EfiDatabases, JobInputError, PreparedJob
 from efi_job_manager.repository import (
     CandidateJob,
     InvalidSchedulerId,
@@ -238,6 +238,8 @@ class JobManager:
         catalogue = Catalogue.from_settings(
             nextflow=p.nextflow, pipeline_dir=p.pipeline_dir, config_dir=p.config_dir,
             command=p.command, params=p.params, overrides=p.overrides,
+            efi_db=EfiDatabases(p.efi_db.default, p.efi_db.template, dict(p.efi_db.versions)),
+            predefined_taxonomy_filters=p.predefined_taxonomy_filters,
             job_classes=dict(repository.job_classes))
         destinations = {
             name: Destination(name, load_connector(d.connector, d.settings), d.max_running_jobs)
