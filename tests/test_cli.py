@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import golden_cases
 import pytest
 
 from efi_job_manager.cli import main
@@ -15,6 +17,7 @@ from efi_job_manager.pipelines import STANDIN_COMMAND
 from efi_job_manager.repository import JobRepository, make_engine
 
 FASTA = ">sp|P0A9Q7|ADHE_ECOLI\nMAVTNVAELNALVERVKKAQ\n"
+GOLDEN = Path(__file__).parent / "golden" / "params"
 
 
 @pytest.fixture
@@ -153,6 +156,55 @@ def test_jobs_params_prints_params_and_command(
     assert "efi_job_manager.standin" in out
     assert cli(config, "jobs", "list", "--status", "new") == 0
     assert "est_generate_fasta" in capsys.readouterr().out
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+def test_jobs_params_diff_against_a_file_est_wrote(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """--diff reads a params file EST's own script wrote elsewhere: equal is exit 0; a value
+    of another JSON type, a missing key and an extra one are each named, exit 1."""
+    uploads, results = golden_cases.make_site(tmp_path)
+    config = tmp_path / "golden.toml"
+    config.write_text("\n".join(f"[{section}]\n" + "\n".join(
+        f"{key} = {_toml(value)}" for key, value in values.items()) for section, values in {
+        "database": {"url": f"sqlite:///{tmp_path / 'jobs.sqlite'}"},
+        "manager": {"results_dir": str(results), "input_dir": str(uploads)},
+        "destinations.default": {"connector": "local",
+                                 "settings": {"state_dir": str(tmp_path / "state")}},
+        "pipelines": {"pipeline_dir": golden_cases.PIPELINE_DIR,
+                      "config_dir": golden_cases.CONFIG_DIR,
+                      "params": golden_cases.SITE_PARAMS},
+        "pipelines.efi_db": golden_cases.EFI_DB}.items()) + "\n")
+    name = "est_ssn_finalization-realistic"
+    job_type, row = golden_cases.CASES[name]
+    assert cli(config, "init-db") == 0
+    repo = JobRepository(make_engine(f"sqlite:///{tmp_path / 'jobs.sqlite'}"))
+    repo.insert([{"uuid": "u", "status": "new", "isPublic": False, "job_type": job_type, **row}])
+    repo.close()
+    est_file = GOLDEN / f"{name}.json"
+    written = json.loads(est_file.read_text().replace("{job_dir}", "/elsewhere/est-run"))
+    file = tmp_path / "params.yml"
+    file.write_text(json.dumps(written))
+    assert cli(config, "jobs", "params", str(row["id"]), "--diff", str(file)) == 0
+    out = capsys.readouterr().out
+    assert "est: bin/create_generatessn_nextflow_params.py manual --output-dir" in out
+    assert "what EST's script writes for this job" in out
+    assert "added by this site: compute_ssn_nc_factor = true" in out
+    assert "ignored (EST's run-script keys): nextflow_config, template" in out
+    written["min_length"] = 150
+    del written["db_version"]
+    written["color_ssn"] = True
+    file.write_text(json.dumps(written))
+    assert cli(config, "jobs", "params", str(row["id"]), "--diff", str(file)) == 1
+    out = capsys.readouterr().out
+    assert 'min_length: job "150", file 150' in out
+    assert "missing from the file: db_version = 100" in out
+    assert "only in the file: color_ssn = true" in out
 
 
 def test_dry_run_prints_the_command_and_submits_nothing(

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import logging
+import shlex
 import signal
 import sys
 import threading
@@ -28,6 +29,7 @@ from efi_job_manager.discovery import (
 )
 from efi_job_manager.manager import CycleReport, JobManager
 from efi_job_manager.models import ModelError
+from efi_job_manager.paramsdiff import compare
 from efi_job_manager.pipelines import CatalogueError, JobInputError
 from efi_job_manager.schema import TableExists, check_table, create_tables, status_index_ddl
 from efi_job_manager.status import InvalidTransition, Status, UnknownStatus, parse_status
@@ -71,9 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("show", "show one job, its directory and failure reason"),
                        ("cancel", "cancel a new or running job (the cluster job next cycle)"),
                        ("retry", "put a failed or cancelled job back to new"),
-                       ("params", "print the params.json and command a job would get")):
+                       ("params", "print the params.json, command and EST command of a job")):
         sub = job_commands.add_parser(name, help=text)
         sub.add_argument("job_id", type=int, metavar="ID")
+        if name == "params":
+            sub.add_argument("--diff", metavar="FILE", type=Path,
+                             help="compare with a params file written by EST's own script "
+                                  "(exit 1 when they differ)")
 
     demo = commands.add_parser(
         "demo", help="run a demo on SQLite with the local connector and the stand-in pipeline")
@@ -293,7 +299,7 @@ def _jobs(manager: JobManager, args: argparse.Namespace) -> int:
         for name, (old, new) in sorted(changed.items()):
             print(f"  {name}: {old or 'default'} -> {new}")
         return 0
-    return _params(manager, args.job_id)
+    return _params(manager, args.job_id, args.diff)
 
 
 def _show(manager: JobManager, raw: Mapping[str, Any]) -> int:
@@ -314,7 +320,7 @@ def _show(manager: JobManager, raw: Mapping[str, Any]) -> int:
     return 0
 
 
-def _params(manager: JobManager, job_id: int) -> int:
+def _params(manager: JobManager, job_id: int, diff: Path | None) -> int:
     job = manager.repository.get(job_id)
     if job is None:
         raise CommandError(f"job {job_id} has a job_type this manager does not know")
@@ -325,8 +331,27 @@ def _params(manager: JobManager, job_id: int) -> int:
     except JobInputError as exc:
         raise CommandError(f"job {job_id} would fail: {exc}") from exc
     print(json.dumps(prepared.params, indent=2, sort_keys=True, default=str))
-    print("command: " + " ".join(prepared.command))
-    return 0
+    print("command: " + shlex.join(prepared.command))
+    call = prepared.est_call
+    if call is not None:
+        print(f"est: bin/{call.script.name} {shlex.join(call.argv())}")
+        for name, value in call.extras.items():
+            print(f"est: (EST's script has no option for {name}; its render_params takes "
+                  f"{name}={value})")
+    if diff is None:
+        return 0
+    try:
+        file_params = json.loads(diff.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise CommandError(f"{diff}: not a JSON params file ({exc})") from exc
+    if not isinstance(file_params, dict):
+        raise CommandError(f"{diff}: a params file holds one JSON object")
+    result = compare(prepared, file_params)
+    print(f"{diff}: " + ("what EST's script writes for this job" if result.equal
+                         else "differs from what EST's script writes for this job"))
+    for line in result.lines():
+        print(line)
+    return 0 if result.equal else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -289,7 +289,7 @@ def _est(mode: str) -> Build:
         if mode == "blast":  # create_est itself searches --fasta-db when given no database
             _blast_import(ctx, b, None)
         b.add_all("--filter", _filters(
-            ctx, fragments=mode != "fasta", fraction=True, family=mode == "accessions",
+            ctx, fragments=mode != "fasta", fraction=True, family=mode in ("fasta", "accessions"),
             taxonomy=mode != "fasta"))
         return b.build()
     return build

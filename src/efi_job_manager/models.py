@@ -237,7 +237,8 @@ class _ColorSsn:
 # -- one class per job_type -------------------------------------------------------------
 
 
-class EstGenerateFastaJob(Job, _EstGenerate, _Filenames, _FamilyAddition, _UserUploadedIds):
+class EstGenerateFastaJob(Job, _EstGenerate, _Filenames, _FamilyAddition, _UserUploadedIds,
+                          _FilterByFamilies):
     """EST: an SSN from the sequences of an uploaded FASTA file."""
 
     __mapper_args__ = {"polymorphic_identity": "est_generate_fasta"}  # noqa: RUF012

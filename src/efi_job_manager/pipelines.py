@@ -62,6 +62,8 @@ class PreparedJob:
         runs_pipeline: False when the job needs no pipeline run.
         est_call: The call of EST's own parameter script that writes the same
             parameters (None when no pipeline runs).
+        est_params: What that call makes EST's script write; ``params`` is this plus
+            the site's additions and overrides (empty when no pipeline runs).
 
     """
 
@@ -72,6 +74,7 @@ class PreparedJob:
     pipeline: str
     runs_pipeline: bool
     est_call: EstCall | None = None
+    est_params: Mapping[str, Any] = attrs.field(factory=dict)
 
     def params_json(self) -> str:
         """Return the text of ``params.json`` (indented, sorted keys, trailing newline)."""
@@ -333,9 +336,10 @@ class Catalogue:
         ctx = Context(row=row, job_dir=str(job_dir), upload=upload, parent=parent, site=values)
         call = jt.build(ctx)
         try:
-            params = call.render()
+            est_params = call.render()
         except EstArgumentError as exc:
             raise JobInputError(f"EST's script would refuse this job: {exc}") from None
+        params = dict(est_params)
         for key in sorted(jt.additions):
             if key in site.params and key not in params:
                 params[key] = site.params[key]
@@ -346,7 +350,7 @@ class Catalogue:
         command = self._command(override.workflow or jt.workflow, config, pipeline, job_dir)
         return PreparedJob(params=dict(sorted(params.items())), inputs=inputs,
                            extra_files=ctx.extra_files, command=command, pipeline=pipeline,
-                           runs_pipeline=True, est_call=call)
+                           runs_pipeline=True, est_call=call, est_params=est_params)
 
     def _command(self, workflow: str, config: str, pipeline: str,
                  job_dir: Path) -> tuple[str, ...]:

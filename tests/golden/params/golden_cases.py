@@ -126,7 +126,8 @@ CASES: Final[dict[str, tuple[str, dict[str, Any]]]] = {
     "est_generate_fasta-realistic": ("est_generate_fasta", {
         "id": 107, "efi_db_version": "2025_04", "jobFilename": "seqs.fasta",
         "uploadedFilename": "seqs.fasta", "families": "PF05544", "fraction": 3,
-        "sequence_version": "uniprot", "allByAllBlastEValue": 5}),
+        "sequence_version": "uniprot", "allByAllBlastEValue": 5,
+        "filterByFamilies": "PF07476,IPR000001"}),
     "est_generate_fasta-minimal": ("est_generate_fasta", {
         "id": 108, "efi_db_version": "2025_04", "jobFilename": "seqs.fasta"}),
     "est_generate_accession-realistic": ("est_generate_accession", {
