@@ -53,6 +53,7 @@ _FAMILY_RE: Final = re.compile(r"^(PF\d{5}|IPR\d{6}|CL\d{4})$")
 _FILTER_FAMILY_RE: Final = re.compile(r"^(PF\d{5}|IPR\d{6})$")
 _TAX_VALUE_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()/+\[\]-]{0,199}$")
 _PREDEF_NAME_RE: Final = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_MAX_FILTER_TEXT: Final = 65536
 
 
 def _family_list(column: str, value: object, pattern: re.Pattern[str], what: str) -> str:
@@ -111,10 +112,14 @@ def taxonomy_filter(row: RowReader, *, predefined: Iterable[str]
 
 def _user_filter(column: str, value: object, label: object) -> str:
     text = to_str(column, value).strip()
+    if len(text) > _MAX_FILTER_TEXT:
+        raise fail(column, value, f"longer than {_MAX_FILTER_TEXT} characters")
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         raise fail(column, value, f"not a JSON taxonomy filter: {exc.msg}") from None
+    except RecursionError:
+        raise fail(column, value, "nested too deep to be a taxonomy filter") from None
     if isinstance(parsed, list) and len(parsed) == 1:
         parsed = parsed[0]  # the array form EST read before April 2026
     if not isinstance(parsed, dict) or not isinstance(parsed.get("conditions"), list):

@@ -5,10 +5,11 @@ alters it in production (`efi_job_manager.schema.create_tables` is for
 development and tests only). One row per user request; single-table
 inheritance on ``job_type`` gives one class per job type (`JOB_CLASSES`).
 
-Each column carries `ColumnMeta` in its ``info``: whether it is a pipeline
-parameter (and under which key), whether a result may write it (and from which
-``stats.json`` key), and whether it is a sequence filter. The pipeline
-catalogue and the result reader use this metadata; nothing else should need it.
+Each column carries `ColumnMeta` in its ``info``: whether it is an input of the
+job (which EST argument it feeds is the job type's business,
+`efi_job_manager.est_jobs`), and whether a result may write it (and from which
+``stats.json`` key). The pipeline catalogue and the result reader use this
+metadata; nothing else should need it.
 
 A project with a different table can supply its own model module
 (``[database] model = "package.module"``): a module whose ``Job`` attribute is
@@ -51,26 +52,22 @@ class ColumnMeta:
 
     Attributes:
         parameter: The column is an input of the job's pipeline.
-        parameter_key: The pipeline parameter's name, if it differs from the column's.
         updatable: A job's results may write this column.
         result_key: The ``stats.json`` key that fills this column, if EST writes one.
-        filter: The column selects which sequences a pipeline keeps.
 
     """
 
     parameter: bool = False
-    parameter_key: str | None = None
     updatable: bool = False
     result_key: str | None = None
-    filter: bool = False
 
 
 def _meta(**kwargs: Any) -> dict[str, Any]:
     return {_INFO_KEY: ColumnMeta(**kwargs)}
 
 
-def _param(key: str | None = None, *, filter: bool = False) -> dict[str, Any]:
-    return _meta(parameter=True, parameter_key=key, filter=filter)
+def _param() -> dict[str, Any]:
+    return _meta(parameter=True)
 
 
 def _result(key: str | None = None) -> dict[str, Any]:
@@ -87,15 +84,15 @@ class Job(Base):
     __tablename__ = "Job"
     __table_args__ = (Index("ix_Job_status", "status"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, info=_param("job_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, info=_param())
     uuid: Mapped[str] = mapped_column(String(36), nullable=False)
     user_id: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(32), nullable=False)
     timeCreated: Mapped[datetime | None] = mapped_column(DateTime)
     timeStarted: Mapped[datetime | None] = mapped_column(DateTime)
     timeCompleted: Mapped[datetime | None] = mapped_column(DateTime)
-    efi_db_version: Mapped[str | None] = mapped_column(String(64), info=_param("efi_db"))
-    jobName: Mapped[str | None] = mapped_column(String(255), info=_param("job_name"))
+    efi_db_version: Mapped[str | None] = mapped_column(String(64), info=_param())
+    jobName: Mapped[str | None] = mapped_column(String(255), info=_param())
     parentJob_id: Mapped[int | None] = mapped_column(Integer)
     isPublic: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     isExample: Mapped[bool | None] = mapped_column(Boolean)
@@ -115,23 +112,23 @@ class Job(Base):
 
 class _AlignmentScore:
     alignmentScore: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_param("threshold_min_val"))
+        Integer, use_existing_column=True, info=_param())
 
 
 class _SequenceLength:
     minLength: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_param("min_length", filter=True))
+        Integer, use_existing_column=True, info=_param())
     maxLength: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_param("max_length", filter=True))
+        Integer, use_existing_column=True, info=_param())
 
 
 class _FamilyAddition:
     families: Mapped[str | None] = mapped_column(
-        Text, use_existing_column=True, info=_param("families"))
+        Text, use_existing_column=True, info=_param())
     sequence_version: Mapped[str | None] = mapped_column(
-        String(16), use_existing_column=True, info=_param("sequence_version"))
+        String(16), use_existing_column=True, info=_param())
     fraction: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_param("fraction", filter=True))
+        Integer, use_existing_column=True, info=_param())
     numFamilyIds: Mapped[int | None] = mapped_column(
         Integer, use_existing_column=True, info=_result())
     numFullFamilyIds: Mapped[int | None] = mapped_column(
@@ -146,30 +143,30 @@ class _FamilyAddition:
 
 class _DomainBoundaries:
     domain: Mapped[bool | None] = mapped_column(
-        Boolean, use_existing_column=True, info=_param("domain"))
+        Boolean, use_existing_column=True, info=_param())
     domainRegion: Mapped[str | None] = mapped_column(
-        String(32), use_existing_column=True, info=_param("domain_region"))
+        String(32), use_existing_column=True, info=_param())
 
 
 class _ExcludeFragments:
     excludeFragments: Mapped[bool | None] = mapped_column(
-        Boolean, use_existing_column=True, info=_param("fragments", filter=True))
+        Boolean, use_existing_column=True, info=_param())
     numFragmentFiltered: Mapped[int | None] = mapped_column(
         Integer, use_existing_column=True, info=_result("num_filter_fragment"))
 
 
 class _FilterByTaxonomy:
     taxSearch: Mapped[str | None] = mapped_column(
-        Text, use_existing_column=True, info=_param("user-filter", filter=True))
+        Text, use_existing_column=True, info=_param())
     taxSearchName: Mapped[str | None] = mapped_column(
-        String(255), use_existing_column=True, info=_param("tax_search_name", filter=True))
+        String(255), use_existing_column=True, info=_param())
     numTaxonomyFiltered: Mapped[int | None] = mapped_column(
         Integer, use_existing_column=True, info=_result("num_filter_taxonomy"))
 
 
 class _FilterByFamilies:
     filterByFamilies: Mapped[str | None] = mapped_column(
-        Text, use_existing_column=True, info=_param("family", filter=True))
+        Text, use_existing_column=True, info=_param())
     numFamilyFiltered: Mapped[int | None] = mapped_column(
         Integer, use_existing_column=True, info=_result("num_filter_family"))
 
@@ -183,29 +180,29 @@ class _UserUploadedIds:
 
 class _Filenames:
     uploadedFilename: Mapped[str | None] = mapped_column(
-        String(255), use_existing_column=True, info=_param("uploaded_filename"))
+        String(255), use_existing_column=True, info=_param())
     jobFilename: Mapped[str | None] = mapped_column(
-        String(255), use_existing_column=True, info=_param("job_filename"))
+        String(255), use_existing_column=True, info=_param())
     updatedAt: Mapped[datetime | None] = mapped_column(DateTime, use_existing_column=True)
 
 
 class _SequenceDatabase:
     blastEValue: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_param("import_blast_evalue"))
+        Integer, use_existing_column=True, info=_param())
     maxBlastSequences: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_param("import_blast_num_matches"))
+        Integer, use_existing_column=True, info=_param())
     sequenceDatabase: Mapped[str | None] = mapped_column(
-        String(32), use_existing_column=True, info=_param("import_blast_fasta_db"))
+        String(32), use_existing_column=True, info=_param())
 
 
 class _Search:
     searchType: Mapped[str | None] = mapped_column(
-        String(32), use_existing_column=True, info=_param("sb_identify_method"))
+        String(32), use_existing_column=True, info=_param())
 
 
 class _EstGenerate:
     allByAllBlastEValue: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_param("blast_evalue"))
+        Integer, use_existing_column=True, info=_param())
     numComputedIds: Mapped[int | None] = mapped_column(
         Integer, use_existing_column=True, info=_result("num_unique_ids"))
     numImportedIds: Mapped[int | None] = mapped_column(
@@ -218,7 +215,7 @@ class _EstGenerate:
 
 class _NeighborhoodSize:
     neighborhoodSize: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_param("nb_size"))
+        Integer, use_existing_column=True, info=_param())
 
 
 class _ColorSsn:
@@ -271,7 +268,7 @@ class EstGenerateAccessionJob(Job, _EstGenerate, _DomainBoundaries, _ExcludeFrag
 
     __mapper_args__ = {"polymorphic_identity": "est_generate_accession"}  # noqa: RUF012
     domainFamily: Mapped[str | None] = mapped_column(
-        String(32), use_existing_column=True, info=_param("domain_family"))
+        String(32), use_existing_column=True, info=_param())
     numForeignIds: Mapped[int | None] = mapped_column(
         Integer, use_existing_column=True, info=_result("num_foreign"))
 
@@ -282,7 +279,7 @@ class EstSsnFinalizationJob(Job, _AlignmentScore, _ExcludeFragments, _FilterByTa
 
     __mapper_args__ = {"polymorphic_identity": "est_ssn_finalization"}  # noqa: RUF012
     computeNeighborhoodConnectivity: Mapped[bool | None] = mapped_column(
-        Boolean, use_existing_column=True, info=_param("compute_ssn_nc_factor"))
+        Boolean, use_existing_column=True, info=_param())
     resultFileStats: Mapped[str | None] = mapped_column(
         Text, use_existing_column=True, info=_result())
 
@@ -304,21 +301,21 @@ class EstClusterAnalysisJob(Job, _ColorSsn, _Filenames):
 
     __mapper_args__ = {"polymorphic_identity": "est_cluster_analysis"}  # noqa: RUF012
     minNumSequences: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_param("min_msa_sequences"))
+        Integer, use_existing_column=True, info=_param())
     maxNumSequences: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_param("max_msa_sequences"))
+        Integer, use_existing_column=True, info=_param())
     makeWeblogo: Mapped[bool | None] = mapped_column(
-        Boolean, use_existing_column=True, info=_param("make_weblogos"))
+        Boolean, use_existing_column=True, info=_param())
     computeConsensusResidues: Mapped[bool | None] = mapped_column(
-        Boolean, use_existing_column=True, info=_param("compute_conserved_residues"))
+        Boolean, use_existing_column=True, info=_param())
     consensusResidues: Mapped[str | None] = mapped_column(
-        String(255), use_existing_column=True, info=_param("conserved_residues"))
+        String(255), use_existing_column=True, info=_param())
     pidThresholds: Mapped[str | None] = mapped_column(
-        String(255), use_existing_column=True, info=_param("pid_thresholds"))
+        String(255), use_existing_column=True, info=_param())
     makeHmms: Mapped[bool | None] = mapped_column(
-        Boolean, use_existing_column=True, info=_param("make_hmms"))
+        Boolean, use_existing_column=True, info=_param())
     makeLengthHistograms: Mapped[bool | None] = mapped_column(
-        Boolean, use_existing_column=True, info=_param("make_length_histograms"))
+        Boolean, use_existing_column=True, info=_param())
 
 
 class EstColorSsnJob(Job, _Filenames, _ColorSsn):
@@ -332,9 +329,9 @@ class GntGnnJob(Job, _Filenames, _NeighborhoodSize):
 
     __mapper_args__ = {"polymorphic_identity": "gnt_gnn"}  # noqa: RUF012
     cooccurrence: Mapped[float | None] = mapped_column(
-        Float, use_existing_column=True, info=_param("cooc_threshold"))
+        Float, use_existing_column=True, info=_param())
     neighborhood_size: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_param("nb_size"))
+        Integer, use_existing_column=True, info=_param())
 
 
 class GntDiagramBlastJob(Job, _ExcludeFragments, _Filenames, _NeighborhoodSize,
@@ -368,9 +365,9 @@ class CgfpIdentifyJob(Job, _Filenames, _Search, _SequenceLength):
 
     __mapper_args__ = {"polymorphic_identity": "cgfp_identify"}  # noqa: RUF012
     referenceDatabase: Mapped[str | None] = mapped_column(
-        String(32), use_existing_column=True, info=_param("sb_search_refdb"))
+        String(32), use_existing_column=True, info=_param())
     cdhitSequenceIdentity: Mapped[int | None] = mapped_column(
-        Integer, use_existing_column=True, info=_param("sb_cdhit_sid"))
+        Integer, use_existing_column=True, info=_param())
 
 
 class CgfpQuantifyJob(Job, _Search):
@@ -378,7 +375,7 @@ class CgfpQuantifyJob(Job, _Search):
 
     __mapper_args__ = {"polymorphic_identity": "cgfp_quantify"}  # noqa: RUF012
     metagenomes: Mapped[str | None] = mapped_column(
-        Text, use_existing_column=True, info=_param("metagenome_ids"))
+        Text, use_existing_column=True, info=_param())
 
 
 class TaxonomyAccessionJob(Job, _ExcludeFragments, _Filenames, _FilterByFamilies,
@@ -387,7 +384,7 @@ class TaxonomyAccessionJob(Job, _ExcludeFragments, _Filenames, _FilterByFamilies
 
     __mapper_args__ = {"polymorphic_identity": "taxonomy_accession"}  # noqa: RUF012
     sequence_version: Mapped[str | None] = mapped_column(
-        String(16), use_existing_column=True, info=_param("sequence_version"))
+        String(16), use_existing_column=True, info=_param())
 
 
 class TaxonomyFamiliesJob(Job, _ExcludeFragments, _FilterByTaxonomy, _FilterByFamilies,

@@ -239,7 +239,7 @@ def filters(key: str, v: Any) -> str | None:
 def _taxonomy_file(path: Path) -> str | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         return f"user-filter {str(path)!r} is not a readable JSON taxonomy filter: {exc}"
     if isinstance(data, list) and len(data) == 1:
         data = data[0]  # the form EST read before April 2026
