@@ -520,7 +520,8 @@ def test_a_retried_job_starts_without_the_previous_runs_notes(site: Site) -> Non
     jd.unknown_since(site.clock() - timedelta(days=1))
     assert manager.run_once().started == (1,)
     assert jd.failure() is None
-    assert jd.unknown_since(site.clock()) == site.clock()
+    now = site.clock()
+    assert jd.unknown_since(now) == now
     run_until(manager, lambda: site.status(1) == "finished")
 
 

@@ -207,7 +207,8 @@ def test_slurmctld_down_answers_from_sacct_and_never_ends_a_job_on_absence(
             statuses = None
         if statuses is not None:
             assert statuses[done].state is S.COMPLETED
-            assert statuses[running].state is S.RUNNING
+            # accounting may not have the start yet when slurmctld stops right after it
+            assert statuses[running].state in (S.RUNNING, S.QUEUED)
             assert statuses[held].state in (S.QUEUED, S.UNKNOWN)
             assert statuses["99999999"].state is S.UNKNOWN
             assert "squeue failed" in (statuses["99999999"].reason or "")

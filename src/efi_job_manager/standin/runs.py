@@ -117,7 +117,9 @@ def _import(params: Mapping[str, Any]) -> _Imported:  # noqa: PLR0915
             ids = [a for a in ids if seed(a, "fragment") % 20]
             stats["num_filter_fragment"] = before - len(ids)
         elif name in ("user-filter", "predef-filter", "predef-file"):
-            ids = [a for a in ids if seed(a, "taxonomy", value) % 3]
+            # what the filter says, not where its file is, decides (runs are repeatable)
+            rule = Path(value).read_text(encoding="utf-8") if name != "predef-filter" else value
+            ids = [a for a in ids if seed(a, "taxonomy", rule) % 3]
             stats["num_filter_taxonomy"] = before - len(ids)
         elif name == "family":
             ids = [a for a in ids if seed(a, "family", value) % 10]
