@@ -25,6 +25,7 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A configuration on a fresh SQLite file, the local connector and the stand-in."""
     monkeypatch.delenv("EFI_JOB_MANAGER_CONFIG", raising=False)
     (tmp_path / "uploads").mkdir()
+    (tmp_path / "results").mkdir()
     (tmp_path / "uploads" / "seqs.fasta").write_text(FASTA)
     command = ", ".join(f'"{p}"' for p in STANDIN_COMMAND)
     path = tmp_path / "efi.toml"

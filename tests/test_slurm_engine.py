@@ -192,6 +192,7 @@ def site(tmp_path: Path, lab_env: dict[str, str]) -> Iterator[Site]:
     engine.dispose()
     s = Site(tmp_path, url, lab_env)
     s.uploads.mkdir()
+    s.results.mkdir(exist_ok=True)
     (s.uploads / "seqs.fasta").write_text(FASTA)
     yield s
     ids = []

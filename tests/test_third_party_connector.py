@@ -235,6 +235,7 @@ def test_an_installed_wheel_adds_a_connector_that_runs_a_job(
     create_tables(engine)
     uploads = tmp_path / "uploads"
     uploads.mkdir()
+    (tmp_path / "results").mkdir()
     (uploads / "seqs.fasta").write_text(FASTA)
     repository = JobRepository(engine)
     repository.insert([{

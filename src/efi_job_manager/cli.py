@@ -27,6 +27,7 @@ from efi_job_manager.discovery import (
     ConnectorNotFound,
     available_connectors,
 )
+from efi_job_manager.faults import SiteFault, probe_readable_dir, probe_writable_dir
 from efi_job_manager.manager import CycleReport, JobManager
 from efi_job_manager.models import ModelError
 from efi_job_manager.paramsdiff import compare
@@ -200,6 +201,16 @@ def _check(settings: Settings) -> int:
                 ddl = status_index_ddl(manager.repository.engine, manager.repository.job_class)
                 print(f"  ! no index on Job.status: every cycle reads the whole table; "
                       f"add one: {ddl}")
+        for what, path, probe in (
+                ("the results directory", manager.results_dir, probe_writable_dir),
+                ("the input directory", manager.input_dir, probe_readable_dir)):
+            try:
+                probe(path, what)
+            except SiteFault as exc:
+                print(f"  ! {exc}")
+                problems += 1
+            else:
+                print(f"{what}: {path}: ok")
         for name, destination in manager.destinations.items():
             connector = destination.connector
             try:

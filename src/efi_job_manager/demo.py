@@ -57,6 +57,7 @@ def _prepare_directory(root: Path) -> None:
         shutil.rmtree(root)
     uploads = root / "uploads"
     uploads.mkdir(parents=True)
+    (root / "results").mkdir(exist_ok=True)
     (root / _MARKER).write_text("made by efi-job-manager demo\n")
     (uploads / "sequences.fasta").write_text(_FASTA)
     (uploads / "accessions.txt").write_text(_ACCESSIONS)

@@ -10,6 +10,11 @@ here as small JSON files written atomically (temporary name, then rename):
 - ``.efi/cancel.json``: the cancellation was sent to the scheduler;
 - ``.efi/unknown.json``: since when the scheduler has not known the job;
 - ``.efi/resources.json``: resource overrides for the next submission (set by a retry).
+
+The manager never follows a symbolic link it did not make: if the job directory,
+or any directory on the way to a file it writes, reads or removes, is a link
+(planted before the job, or by the pipeline), writes raise `UnsafeJobDirectory`
+and reads see nothing.
 """
 
 from __future__ import annotations
@@ -24,11 +29,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JobDirectory", "atomic_write_text"]
+__all__ = ["JobDirectory", "UnsafeJobDirectory", "atomic_write_text"]
 
 log = logging.getLogger(__name__)
 
 _NOTES = ".efi"
+
+
+class UnsafeJobDirectory(Exception):
+    """A path in a job directory is a symbolic link: the manager refuses to use it."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -74,29 +83,57 @@ class JobDirectory:
         self.job_id = int(job_id)
 
     def exists(self) -> bool:
-        """Whether the directory has been made."""
-        return self.path.is_dir()
+        """Whether the directory has been made (and is a directory, not a link to one)."""
+        return self.path.is_dir() and not self.path.is_symlink()
 
     # -- generic ----------------------------------------------------------------------
 
+    def _inside(self, relative: str, *, make: bool = False) -> Path:
+        """Return ``<job dir>/<relative>`` after checking that no directory on the way is a link.
+
+        Raises:
+            UnsafeJobDirectory: the job directory or a directory inside it on the way is a
+                symbolic link, or ``relative`` leaves the job directory.
+        """
+        parts = Path(relative).parts
+        if Path(relative).is_absolute() or ".." in parts or not parts:
+            raise UnsafeJobDirectory(f"job {self.job_id}: {relative!r} leaves the job directory")
+        place = self.path
+        for part in ("", *parts[:-1]):
+            place = place / part if part else place
+            if place.is_symlink():
+                raise UnsafeJobDirectory(f"{place} is a symbolic link; the manager never "
+                                         f"follows one")
+            if make and not place.exists():
+                place.mkdir(parents=False)
+        return self.path.joinpath(*parts)
+
     def write_json(self, relative: str, data: Mapping[str, Any]) -> Path:
         """Write a JSON file inside the directory atomically and return its path."""
-        target = self.path / relative
+        target = self._inside(relative, make=True)
         atomic_write_text(target, json.dumps(data, indent=2, sort_keys=True,
                                              default=_json_default) + "\n")
         return target
 
     def read_json(self, relative: str) -> dict[str, Any] | None:
-        """Read a JSON object from the directory; None if absent or unreadable (logged)."""
-        target = self.path / relative
+        """Read a JSON object from the directory; None if absent, unsafe or unreadable (logged)."""
         try:
-            data = json.loads(target.read_text(encoding="utf-8"))
+            target = self._inside(relative)
+            fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as handle:
+                data = json.loads(handle.read(1024 * 1024).decode("utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
-            log.warning("job %s: cannot read %s: %s", self.job_id, target, exc)
+        except (OSError, ValueError, RecursionError, UnsafeJobDirectory) as exc:
+            log.warning("job %s: cannot read %s: %s", self.job_id, relative, exc)
             return None
         return data if isinstance(data, dict) else None
+
+    def _remove(self, relative: str) -> None:
+        try:
+            self._inside(relative).unlink(missing_ok=True)
+        except UnsafeJobDirectory as exc:
+            log.warning("job %s: not removing %s: %s", self.job_id, relative, exc)
 
     # -- staging ----------------------------------------------------------------------
 
@@ -106,19 +143,16 @@ class JobDirectory:
 
         Returns:
             The path of ``params.json``.
-        """
-        self.path.mkdir(parents=True, exist_ok=True)
-        for name, source in inputs.items():
-            _copy_atomically(source, self._inside(name))
-        for name, text in extra_files.items():
-            atomic_write_text(self._inside(name), text)
-        return self.write_json("params.json", params)
 
-    def _inside(self, name: str) -> Path:
-        target = (self.path / name).resolve()
-        if not target.is_relative_to(self.path.resolve()):
-            raise ValueError(f"job {self.job_id}: file name {name!r} leaves the job directory")
-        return target
+        Raises:
+            UnsafeJobDirectory: a link in the way (the job's fault: nothing is written).
+            OSError: the results directory cannot be written (the site's fault).
+        """
+        for name, source in inputs.items():
+            _copy_atomically(source, self._inside(name, make=True))
+        for name, text in extra_files.items():
+            atomic_write_text(self._inside(name, make=True), text)
+        return self.write_json("params.json", params)
 
     # -- the manager's notes ----------------------------------------------------------
 
@@ -177,8 +211,8 @@ class JobDirectory:
         """Forget a previous run's notes (a retried or resubmitted job starts clean)."""
         for relative in ("failure.json", f"{_NOTES}/unknown.json", f"{_NOTES}/cancel.json",
                          f"{_NOTES}/destination.json"):
-            (self.path / relative).unlink(missing_ok=True)
+            self._remove(relative)
 
     def clear_unknown(self) -> None:
         """Forget an unknown period: the scheduler knows the job again."""
-        (self.path / _NOTES / "unknown.json").unlink(missing_ok=True)
+        self._remove(f"{_NOTES}/unknown.json")

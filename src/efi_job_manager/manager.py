@@ -13,8 +13,12 @@ A cycle, in order:
 
 A failure that is the job's fault fails that job with a reason written to its
 directory (``failure.json``) and to the log; the other jobs go on. A failure
-that is not the job's fault (database, scheduler or transport unreachable)
-fails no job: the step is skipped, and the loop backs off.
+that is not the job's fault fails no job (`efi_job_manager.faults`): a database,
+scheduler or transport that does not answer skips the step and the loop backs
+off; a results or input directory that is missing, unwritable or full, or a
+pipeline command that cannot be run on a destination, sends the job back to
+``new`` and holds new jobs back (from that destination) until it clears, said
+once.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ from efi_job_manager.connector import (
 )
 from efi_job_manager.discovery import load_connector
 from efi_job_manager.events import EventBus, EventKind, JobEvent
-from efi_job_manager.jobdir import JobDirectory
+from efi_job_manager.faults import SiteFault, SiteFaults, probe_readable_dir, probe_writable_dir
+from efi_job_manager.jobdir import JobDirectory, UnsafeJobDirectory
 from efi_job_manager.models import Job, load_job_model
 from efi_job_manager.pipelines import Catalogue, EfiDatabases, JobInputError, PreparedJob
 from efi_job_manager.repository import (
@@ -130,6 +135,7 @@ class _Cycle:
     planned: list[PlannedAction] = attrs.Factory(list)
     running: int = 0
     unavailable: set[str] = attrs.Factory(set)
+    site_fault: str | None = None
 
     def report(self) -> CycleReport:
         return CycleReport(tuple(self.started), tuple(self.finished), tuple(self.failed),
@@ -220,6 +226,7 @@ class JobManager:
         self._wait = wait or self._stop.wait
         self._destination_of: dict[int, str] = {}
         self._closers: list[Callable[[], object]] = []
+        self.faults = SiteFaults(log, first=max(2 * interval, 60.0))
 
     @classmethod
     def from_settings(cls, settings: Settings, *, dry_run: bool | None = None,
@@ -427,7 +434,7 @@ class JobManager:
         try:
             self.job_dir(job.id).record_failure(reason, cycle.now, job_type=job.job_type,
                                                 **details)
-        except OSError as exc:
+        except (OSError, UnsafeJobDirectory) as exc:
             log.error("job %s: cannot write failure.json: %s", job.id, exc)
         if self.repository.transition(job.id, from_, Status.FAILED):
             cycle.failed.append((job.id, reason))
@@ -551,6 +558,9 @@ class JobManager:
                     self._on_status(cycle, job, connector, status)
                 except SQLAlchemyError:
                     raise
+                except UnsafeJobDirectory as exc:
+                    self._cancel_quietly(self.destinations[name], [str(job.schedulerJobId)])
+                    self._fail(cycle, job, Status.RUNNING, str(exc))
                 except Exception:
                     log.exception("job %s: unexpected error handling status %s; it stays as "
                                   "it is", job.id, status.state.value)
@@ -563,6 +573,8 @@ class JobManager:
             return
         if not self.dry_run:
             jd.clear_unknown()
+        if status.state is SchedulerState.RUNNING or status.state is SchedulerState.COMPLETED:
+            self.faults.clear(self.destination_of(job).name)
         if not status.state.is_terminal:
             return
         if self.dry_run:
@@ -577,12 +589,30 @@ class JobManager:
         if status.state is SchedulerState.COMPLETED:
             self._collect(cycle, job, connector, spec, details)
             return
+        if status.state is SchedulerState.FAILED and status.exit_code in _CANNOT_RUN:
+            self._command_fault(cycle, job, status)
+            return
         try:
             connector.retrieve_job_results(spec)  # logs and partial outputs, if any
         except ConnectorError as exc:
             log.warning("job %s: cannot retrieve the outputs of a failed job: %s", job.id, exc)
         reason = _failure_reason(status)
         self._fail(cycle, job, Status.RUNNING, reason, **details)
+
+    def _command_fault(self, cycle: _Cycle, job: Job, status: SchedulerStatus) -> None:
+        """The pipeline command could not be run (exit 126/127): the site's fault, not the job's."""
+        name = self.destination_of(job).name
+        why = "not found" if status.exit_code == 127 else "not executable"
+        message = (f"destination {name}: the pipeline command could not be run (exit code "
+                   f"{status.exit_code}: {why}; see [pipelines] nextflow/command and the "
+                   f"destination's environment)")
+        cycle.errors.append(message)
+        self.faults.raise_fault(name, message, cycle.now, pause=True)
+        if self.repository.transition(job.id, Status.RUNNING, Status.NEW,
+                                      where={"schedulerJobId": job.schedulerJobId}):
+            log.warning("job %s: back to new (%s)", job.id, message)
+        else:
+            cycle.lost_races.append(job.id)
 
     def _on_unknown(self, cycle: _Cycle, job: Job, status: SchedulerStatus) -> None:
         if self.dry_run:
@@ -646,7 +676,7 @@ class JobManager:
             log.error("job %s failed: %s", row.id, reason)
             try:
                 self.job_dir(row.id).record_failure(reason, cycle.now, job_type=row.job_type)
-            except OSError as exc:
+            except (OSError, UnsafeJobDirectory) as exc:
                 log.error("job %s: cannot write failure.json: %s", row.id, exc)
             if self.repository.transition(row.id, Status.NEW, Status.FAILED):
                 cycle.failed.append((row.id, reason))
@@ -663,16 +693,33 @@ class JobManager:
         if self.dry_run:
             self._plan_new(cycle, free, accept)
             return
+        try:
+            probe_writable_dir(self.results_dir, "the results directory")
+            probe_readable_dir(self.input_dir, "the input directory")
+        except SiteFault as exc:
+            cycle.errors.append(str(exc))
+            self.faults.raise_fault("start", str(exc), cycle.now)
+            return
+        for name in self.destinations:
+            if self.faults.paused(name, cycle.now):
+                cycle.unavailable.add(name)
         # One claim at a time: a destination that fails a submission is left alone for the
         # rest of the cycle, so no more jobs are claimed for it only to wait for recovery.
         for _ in range(free):
-            if self._stop.is_set():
+            if self._stop.is_set() or cycle.site_fault:
                 return
             claimed = self.repository.claim_new(1, accept=lambda c: (
                 self.route(c.job_type) not in cycle.unavailable and accept(c)))
             if not claimed:
                 return
-            self._start(cycle, claimed[0])
+            try:
+                self._start(cycle, claimed[0])
+            except SQLAlchemyError:
+                raise
+            except Exception as exc:  # whatever a row holds, it fails only itself
+                log.exception("job %s: unexpected error while starting it", claimed[0].id)
+                self._fail(cycle, claimed[0], Status.RUNNING,
+                           f"internal error while starting the job: {type(exc).__name__}: {exc}")
 
     def _capacity_gate(self) -> Callable[[CandidateJob], bool]:
         by_user, by_job_type = self.repository.running_counts()
@@ -728,6 +775,9 @@ class JobManager:
             except JobInputError as exc:
                 cycle.planned.append(PlannedAction(job.id, "fail", name, detail=str(exc)))
                 continue
+            except SiteFault as exc:
+                cycle.planned.append(PlannedAction(job.id, "wait", name, detail=str(exc)))
+                continue
             cycle.planned.append(PlannedAction(
                 job.id, "submit" if prepared.runs_pipeline else "finish", name,
                 prepared.command, detail=self._render(name, job, prepared)))
@@ -739,21 +789,37 @@ class JobManager:
             return str(render(self._spec(job, prepared)))
         return ""
 
-    def _start(self, cycle: _Cycle, job: Job) -> bool:
-        """Stage and submit a claimed job; return whether it is now submitted or done."""
+    def _stage(self, cycle: _Cycle, job: Job) -> PreparedJob | None:
+        """Prepare and stage a claimed job; None when it failed or went back to new."""
         jd = self.job_dir(job.id)
         try:
             prepared = self.catalogue.prepare(job, job_dir=jd.path, input_dir=self.input_dir,
                                               results_dir=self.results_dir)
         except JobInputError as exc:
             self._fail(cycle, job, Status.RUNNING, str(exc))
-            return False
+            return None
+        except SiteFault as exc:
+            self._unclaim(cycle, job, str(exc))
+            return None
         try:
             jd.reset()
             jd.stage(prepared.params, prepared.inputs, prepared.extra_files)
-        except (OSError, ValueError) as exc:
+        except UnsafeJobDirectory as exc:
             self._fail(cycle, job, Status.RUNNING, f"cannot stage the job: {exc}")
+            return None
+        except OSError as exc:
+            self._unclaim(cycle, job, f"cannot stage jobs in the results directory "
+                                      f"{self.results_dir}: {exc.strerror or exc}")
+            return None
+        self.faults.clear("start")
+        return prepared
+
+    def _start(self, cycle: _Cycle, job: Job) -> bool:
+        """Stage and submit a claimed job; return whether it is now submitted or done."""
+        prepared = self._stage(cycle, job)
+        if prepared is None:
             return False
+        jd = self.job_dir(job.id)
         if not prepared.runs_pipeline:
             completion = self.repository.complete(job, Status.FINISHED)
             if completion.won:
@@ -789,12 +855,28 @@ class JobManager:
             self._cancel_quietly(destination, [scheduler_id])
             cycle.lost_races.append(job.id)
             return False
-        jd.record_destination(destination.name, scheduler_id)
+        try:  # the id is in the table; the note only saves a lookup
+            jd.record_destination(destination.name, scheduler_id)
+        except (OSError, UnsafeJobDirectory) as exc:
+            log.warning("job %s: cannot note its scheduler id in its directory: %s", job.id, exc)
         cycle.started.append(job.id)
         log.info("job %s (%s) submitted to %s as %s", job.id, job.job_type, destination.name,
                  scheduler_id)
         self._event(EventKind.STARTED, job, scheduler_id=scheduler_id)
         return True
+
+    def _unclaim(self, cycle: _Cycle, job: Job, message: str) -> None:
+        """A site fault stops a claimed job before submission: back to ``new``, said once."""
+        cycle.site_fault = message
+        cycle.errors.append(message)
+        self.faults.raise_fault("start", message, cycle.now)
+        if not self.repository.transition(job.id, Status.RUNNING, Status.NEW,
+                                          where={"schedulerJobId": None}):
+            cycle.lost_races.append(job.id)
+
+
+#: Exit codes of a command that could not be run (not found, not executable).
+_CANNOT_RUN = frozenset({126, 127})
 
 
 def _failure_reason(status: SchedulerStatus) -> str:

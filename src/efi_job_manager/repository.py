@@ -22,7 +22,19 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import attrs
-from sqlalchemy import Engine, Select, Table, create_engine, func, inspect, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    Table,
+    and_,
+    create_engine,
+    func,
+    inspect,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import sessionmaker, with_polymorphic
 
@@ -127,6 +139,9 @@ class JobRepository:
         self._classes = job_classes(job_class)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._skip_locked = engine.dialect.name in ("postgresql", "mysql", "mariadb")
+        # MySQL/MariaDB compare text by collation ('NEW' = 'new ' = 'new'); EFI-Web's
+        # strings are compared byte for byte, so a variant never passes for a known value
+        self._binary = engine.dialect.name in ("mysql", "mariadb")
 
     @classmethod
     def from_url(cls, url: str | URL, *, job_class: type[Job] = Job,
@@ -152,11 +167,29 @@ class JobRepository:
         """Close the engine's pooled connections."""
         self.engine.dispose()
 
+    # -- exact comparisons ---------------------------------------------------------
+
+    def _eq(self, column: Any, value: str) -> ColumnElement[bool]:
+        """``column = value``, byte for byte on every backend (the index still serves)."""
+        clause: ColumnElement[bool] = column == value
+        return and_(clause, func.binary(column) == value) if self._binary else clause
+
+    def _in(self, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+        """``column IN values``, byte for byte."""
+        clause: ColumnElement[bool] = column.in_(values)
+        return and_(clause, func.binary(column).in_(values)) if self._binary else clause
+
+    def _not_in(self, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+        """``column NOT IN values``, byte for byte (a case or space variant is not in)."""
+        clause: ColumnElement[bool] = (func.binary(column) if self._binary else column).not_in(
+            values)
+        return clause
+
     # -- reading -------------------------------------------------------------------
 
     def _select_jobs(self) -> tuple[Any, Select[Any]]:
         entity = with_polymorphic(self.job_class, "*")
-        return entity, select(entity).where(entity.job_type.in_(sorted(self._classes)))
+        return entity, select(entity).where(self._in(entity.job_type, sorted(self._classes)))
 
     def _load(self, build: Callable[[Any, Select[Any]], Select[Any]]) -> list[Job]:
         entity, stmt = self._select_jobs()
@@ -182,7 +215,7 @@ class JobRepository:
 
         def build(e: Any, s: Select[Any]) -> Select[Any]:
             if wanted is not None:
-                s = s.where(e.status.in_(wanted))
+                s = s.where(self._in(e.status, wanted))
             order = e.id.desc() if newest_first else e.id.asc()
             return s.order_by(order).limit(limit)
 
@@ -191,21 +224,23 @@ class JobRepository:
     def counts_by_status(self) -> dict[str, int]:
         """Return ``raw status string → number of rows``, unknown strings included."""
         table = self._table
-        stmt = select(table.c.status, func.count()).group_by(table.c.status)
+        status = func.binary(table.c.status) if self._binary else table.c.status
+        stmt = select(status, func.count()).group_by(status)
         with self.engine.connect() as conn:
-            return {str(status): int(n) for status, n in conn.execute(stmt)}
+            return {(value.decode() if isinstance(value, bytes) else str(value)): int(n)
+                    for value, n in conn.execute(stmt)}
 
     def count(self, status: Status) -> int:
         """Return the number of rows with one status (an index range, whatever the table size)."""
         table = self._table
-        stmt = select(func.count()).select_from(table).where(table.c.status == status.value)
+        stmt = select(func.count()).select_from(table).where(self._eq(table.c.status, status.value))
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
     def running_counts(self) -> tuple[dict[int | None, int], dict[str, int]]:
         """Return the running jobs counted by ``user_id`` and by ``job_type``."""
         table = self._table
-        running = table.c.status == Status.RUNNING.value
+        running = self._eq(table.c.status, Status.RUNNING.value)
         with self.engine.connect() as conn:
             by_user = {u: int(n) for u, n in conn.execute(
                 select(table.c.user_id, func.count()).where(running).group_by(table.c.user_id))}
@@ -216,7 +251,8 @@ class JobRepository:
     def running_jobs(self) -> list[Job]:
         """Return every ``running`` job that has a scheduler id, oldest first."""
         return self._load(lambda e, s: s.where(
-            e.status == Status.RUNNING.value, e.schedulerJobId.is_not(None)).order_by(e.id))
+            self._eq(e.status, Status.RUNNING.value), e.schedulerJobId.is_not(None)
+        ).order_by(e.id))
 
     def running_without_scheduler_id(self, started_before: datetime | None = None) -> list[Job]:
         """Return ``running`` jobs with no scheduler id (claimed, submission not recorded).
@@ -225,7 +261,7 @@ class JobRepository:
             started_before: Only jobs claimed before this time (the grace period).
         """
         def build(e: Any, s: Select[Any]) -> Select[Any]:
-            s = s.where(e.status == Status.RUNNING.value, e.schedulerJobId.is_(None))
+            s = s.where(self._eq(e.status, Status.RUNNING.value), e.schedulerJobId.is_(None))
             if started_before is not None:
                 s = s.where(or_(e.timeStarted.is_(None), e.timeStarted < started_before))
             return s.order_by(e.id)
@@ -240,7 +276,7 @@ class JobRepository:
         ``timeCompleted`` are included whatever their age.
         """
         return self._load(lambda e, s: s.where(
-            e.status == Status.CANCELLED.value,
+            self._eq(e.status, Status.CANCELLED.value),
             e.schedulerJobId.is_not(None),
             or_(e.timeCompleted.is_(None), e.timeCompleted >= since),
         ).order_by(e.id))
@@ -249,8 +285,8 @@ class JobRepository:
         """Return ``new`` rows whose ``job_type`` the model does not map."""
         table = self._table
         stmt = (select(table.c.id, table.c.job_type, table.c.status)
-                .where(table.c.status == Status.NEW.value,
-                       table.c.job_type.not_in(sorted(self._classes)))
+                .where(self._eq(table.c.status, Status.NEW.value),
+                       self._not_in(table.c.job_type, sorted(self._classes)))
                 .order_by(table.c.id).limit(limit))
         with self.engine.connect() as conn:
             return [UnknownJobRow(int(i), str(t), str(s)) for i, t, s in conn.execute(stmt)]
@@ -289,7 +325,7 @@ class JobRepository:
                     continue
                 result = conn.execute(
                     update(table)
-                    .where(table.c.id == candidate.id, table.c.status == Status.NEW.value)
+                    .where(table.c.id == candidate.id, self._eq(table.c.status, Status.NEW.value))
                     .values(status=Status.RUNNING.value, timeStarted=now, schedulerJobId=None))
                 if result.rowcount == 1:
                     claimed.append(candidate.id)
@@ -301,8 +337,8 @@ class JobRepository:
         table = self._table
         stmt = (
             select(table.c.id, table.c.job_type, table.c.user_id, table.c.timeCreated)
-            .where(table.c.status == Status.NEW.value,
-                   table.c.job_type.in_(sorted(self._classes)))
+            .where(self._eq(table.c.status, Status.NEW.value),
+                   self._in(table.c.job_type, sorted(self._classes)))
             .order_by(table.c.timeCreated, table.c.id)
             .limit(scan)
         )
@@ -311,12 +347,13 @@ class JobRepository:
     def cycle_queries(self) -> dict[str, Select[Any]]:
         """Return the selects every cycle runs, by name, for query-plan checks and benchmarks."""
         table = self._table
-        running = table.c.status == Status.RUNNING.value
+        running = self._eq(table.c.status, Status.RUNNING.value)
         return {
             "claim": self._candidates(200),
             "running": select(table.c.id).where(running, table.c.schedulerJobId.is_not(None)),
             "unknown_types": select(table.c.id).where(
-                table.c.status == Status.NEW.value, table.c.job_type.not_in(sorted(self._classes))),
+                self._eq(table.c.status, Status.NEW.value),
+                self._not_in(table.c.job_type, sorted(self._classes))),
             "count_running": select(func.count()).select_from(table).where(running),
             "running_by_user": select(table.c.user_id, func.count())
                 .where(running).group_by(table.c.user_id),
@@ -349,7 +386,7 @@ class JobRepository:
         elif to is Status.NEW:
             changes.update(timeStarted=None, timeCompleted=None, schedulerJobId=None)
         changes.update(values or {})
-        stmt = update(table).where(table.c.id == job_id, table.c.status == from_.value)
+        stmt = update(table).where(table.c.id == job_id, self._eq(table.c.status, from_.value))
         for column, value in (where or {}).items():
             col = table.c[column]
             stmt = stmt.where(col.is_(None) if value is None else col == value)
@@ -371,7 +408,7 @@ class JobRepository:
         value = parse_scheduler_id(job_id, scheduler_id)
         table = self._table
         stmt = (update(table)
-                .where(table.c.id == job_id, table.c.status == Status.RUNNING.value,
+                .where(table.c.id == job_id, self._eq(table.c.status, Status.RUNNING.value),
                        table.c.schedulerJobId.is_(None))
                 .values(schedulerJobId=value))
         with self.engine.begin() as conn:
@@ -386,7 +423,7 @@ class JobRepository:
         """
         table = self._table
         stmt = update(table).where(
-            table.c.id == job.id, table.c.status == Status.RUNNING.value,
+            table.c.id == job.id, self._eq(table.c.status, Status.RUNNING.value),
             table.c.schedulerJobId.is_(None))
         if job.timeStarted is None:
             stmt = stmt.where(table.c.timeStarted.is_(None))

@@ -18,6 +18,8 @@ import json
 import logging
 import math
 import numbers
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -67,17 +69,34 @@ def _reject_constant(name: str) -> float:
 def read_stats(job_dir: Path) -> dict[str, Any]:
     """Return the object in ``<job_dir>/stats.json``.
 
+    The file is read only if it is a regular file (never through a symbolic link,
+    never a pipe that would block), at most `MAX_STATS_BYTES`, and parsed with
+    nesting bounded by the interpreter's recursion limit.
+
     Raises:
-        ResultError: the file is missing, unreadable, too large, not JSON (NaN and
-            Infinity included), or not a JSON object.
+        ResultError: the file is missing, a link or not a regular file, unreadable,
+            too large, not JSON (NaN and Infinity included), nested too deep, or not
+            a JSON object.
 
     """
     path = job_dir / STATS_FILE
+    for place in (job_dir, path):
+        try:
+            info = os.lstat(place)
+        except FileNotFoundError:
+            raise ResultError(f"{path}: the pipeline wrote no {STATS_FILE}") from None
+        except OSError as exc:
+            raise ResultError(f"{place}: cannot be read: {exc.strerror or exc}") from None
+        if stat.S_ISLNK(info.st_mode):
+            raise ResultError(f"{place}: a symbolic link; the manager never follows one")
+    if not stat.S_ISREG(info.st_mode):
+        raise ResultError(f"{path}: not a regular file")
     try:
-        with path.open("rb") as fh:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ResultError(f"{path}: not a regular file")
             data = fh.read(MAX_STATS_BYTES + 1)
-    except FileNotFoundError:
-        raise ResultError(f"{path}: the pipeline wrote no {STATS_FILE}") from None
     except OSError as exc:
         raise ResultError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     if len(data) > MAX_STATS_BYTES:
@@ -89,6 +108,8 @@ def read_stats(job_dir: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ResultError(f"{path}: invalid JSON: {exc.msg} at line {exc.lineno} "
                           f"column {exc.colno}") from None
+    except RecursionError:
+        raise ResultError(f"{path}: nested too deep to be EST's statistics") from None
     except ValueError as exc:
         raise ResultError(f"{path}: invalid JSON: {exc}") from None
     if not isinstance(stats, dict):

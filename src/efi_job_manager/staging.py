@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 
 from efi_job_manager.est_jobs import JobType
+from efi_job_manager.faults import probe_readable_dir
 from efi_job_manager.rowvalues import JobInputError, RowReader, fail, is_empty, to_int
 
 __all__ = ["INPUT_SUBDIR", "PARENT_SUBDIR", "stage_parent", "stage_upload"]
@@ -63,6 +64,7 @@ def stage_upload(jt: JobType, row: RowReader, job_dir: Path, input_dir: Path,
     value = row.raw(upload.column)
     if is_empty(value) and not upload.required:
         return None
+    probe_readable_dir(input_dir, "the input directory")
     source = _resolve_upload(upload.column, value, input_dir)
     name = f"{INPUT_SUBDIR}/{_safe_name(source.name)}"
     inputs[name] = source
@@ -85,6 +87,7 @@ def stage_parent(jt: JobType, row: RowReader, *, job_dir: Path, results_dir: Pat
         raise fail(col, raw, "not a job id")
     if parent_id == row.raw("id"):
         raise fail(col, raw, "a job cannot be its own parent")
+    probe_readable_dir(results_dir, "the results directory")
     base = results_dir.resolve()
     parent_dir = (base / str(parent_id)).resolve()
     if not parent_dir.is_relative_to(base) or not parent_dir.is_dir():

@@ -37,7 +37,9 @@ _TERMINAL = frozenset({Status.FINISHED, Status.FAILED, Status.CANCELLED, Status.
 TRANSITIONS: Mapping[Status, frozenset[Status]] = MappingProxyType(
     {
         Status.NEW: frozenset({Status.RUNNING, Status.FAILED, Status.CANCELLED}),
-        Status.RUNNING: frozenset({Status.FINISHED, Status.FAILED, Status.CANCELLED}),
+        # back to new: the claim could not proceed for the site's fault (no job is to blame)
+        Status.RUNNING: frozenset({Status.NEW, Status.FINISHED, Status.FAILED,
+                                   Status.CANCELLED}),
         Status.FINISHED: frozenset({Status.ARCHIVED}),
         Status.FAILED: frozenset({Status.NEW, Status.ARCHIVED}),
         Status.CANCELLED: frozenset({Status.NEW, Status.ARCHIVED}),

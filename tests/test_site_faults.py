@@ -1,0 +1,165 @@
+"""A site fault fails no job: jobs stay as they are, the fault is said once, work resumes.
+
+Real faults: a read-only and a full filesystem (tmpfs mounts), an input directory that
+is gone (unmounted), a pipeline command that does not exist. Run on SQLite; the
+repository's side of each move is the same compare-and-set on every backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from engine_site import Site, fasta_job, make_site, run_until
+
+from efi_job_manager.cli import main
+
+
+@pytest.fixture
+def site(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Site]:
+    """A fresh SQLite table, uploads and results; the manager's INFO lines captured."""
+    caplog.set_level(logging.INFO, logger="efi_job_manager")
+    yield from make_site(tmp_path, f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+
+
+def mount_tmpfs(path: Path, options: str) -> None:
+    """Mount a tmpfs at ``path`` (these machines run the tests as root)."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True,
+                   capture_output=True)
+
+
+@pytest.fixture
+def mounts() -> Iterator[list[Path]]:
+    """Mount points to unmount at the end of the test."""
+    points: list[Path] = []
+    yield points
+    for point in reversed(points):
+        subprocess.run(["umount", "-l", str(point)], check=False, capture_output=True)
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture, text: str) -> int:
+    """How many ERROR lines mention ``text``."""
+    return sum(1 for r in caplog.records if r.levelno == logging.ERROR and text in r.message)
+
+
+def statuses(site: Site, *ids: int) -> list[str]:
+    """The status of each job."""
+    return [site.status(i) for i in ids]
+
+
+def test_a_read_only_results_directory_leaves_jobs_new_until_it_is_writable(
+        site: Site, mounts: list[Path], caplog: pytest.LogCaptureFixture) -> None:
+    """No job is claimed while the results directory is read-only; said once; then all run."""
+    mount_tmpfs(site.results, "size=16m,mode=0755")
+    mounts.append(site.results)
+    subprocess.run(["mount", "-o", "remount,ro", str(site.results)], check=True)
+    site.insert(*(fasta_job(i) for i in (1, 2, 3)))
+    manager = site.manager()
+    for _ in range(3):
+        report = manager.run_once()
+        assert report.started == ()
+        assert report.failed == ()
+        assert any("not writable" in e for e in report.errors)
+    assert statuses(site, 1, 2, 3) == ["new"] * 3
+    assert errors_logged(caplog, "results directory") == 1
+    subprocess.run(["mount", "-o", "remount,rw", str(site.results)], check=True)
+    run_until(manager, lambda: statuses(site, 1, 2, 3) == ["finished"] * 3)
+    assert any("fixed:" in r.message for r in caplog.records)
+
+
+def test_a_full_disk_sends_the_job_back_to_new_and_it_runs_when_there_is_room(
+        site: Site, mounts: list[Path], caplog: pytest.LogCaptureFixture) -> None:
+    """Staging that runs out of space is the site's fault: the claim is undone, nothing fails."""
+    mount_tmpfs(site.results, "size=256k")
+    mounts.append(site.results)
+    (site.uploads / "big.fasta").write_text(">big\n" + "M" * 400_000 + "\n")
+    site.insert(fasta_job(1, jobFilename="big.fasta"))
+    manager = site.manager()
+    for _ in range(2):
+        report = manager.run_once()
+        assert report.failed == ()
+        assert any("No space left on device" in e for e in report.errors)
+        assert site.status(1) == "new"
+    assert errors_logged(caplog, "No space left on device") == 1
+    subprocess.run(["mount", "-o", "remount,size=16m", str(site.results)], check=True)
+    run_until(manager, lambda: site.status(1) == "finished")
+
+
+def test_a_missing_input_directory_is_not_a_missing_upload(
+        site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    """An unmounted input directory fails no job; the jobs run once it is back."""
+    site.insert(fasta_job(1), fasta_job(2))
+    manager = site.manager()
+    moved = site.root / "uploads.unmounted"
+    site.uploads.rename(moved)
+    for _ in range(2):
+        report = manager.run_once()
+        assert report.failed == ()
+        assert report.started == ()
+        assert any("input directory" in e for e in report.errors)
+    assert statuses(site, 1, 2) == ["new", "new"]
+    assert errors_logged(caplog, "input directory") == 1
+    moved.rename(site.uploads)
+    run_until(manager, lambda: statuses(site, 1, 2) == ["finished", "finished"])
+
+
+def test_a_pipeline_command_that_does_not_exist_holds_the_destination_back(
+        site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    """Exit 127 is the site's: the job goes back to new, the destination pauses, then resumes."""
+    nextflow = site.root / "bin" / "nextflow"
+    site.insert(fasta_job(1), fasta_job(2))
+    manager = site.manager(command=(str(nextflow), "-m", "efi_job_manager.standin",
+                                    "{pipeline_name}", "{params_file}"))
+    run_until(manager, lambda: statuses(site, 1, 2) == ["new", "new"]
+              and any("could not be run" in r.message for r in caplog.records))
+    assert not any(e.kind.value == "failed" for e in site.events)
+    report = manager.run_once()
+    assert report.started == ()  # paused
+    nextflow.parent.mkdir()
+    nextflow.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    nextflow.chmod(0o755)
+    site.clock.advance(3600)
+    run_until(manager, lambda: statuses(site, 1, 2) == ["finished", "finished"])
+    assert errors_logged(caplog, "could not be run") == 1
+    assert any("fixed: destination default" in r.message for r in caplog.records)
+
+
+def test_check_reports_missing_and_unwritable_directories(
+        tmp_path: Path, mounts: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """check probes the results and input directories and exits 1 when one is unusable."""
+    config = tmp_path / "efi.toml"
+    config.write_text(f"""\
+[database]
+url = "sqlite:///{tmp_path / 'jobs.sqlite'}"
+[manager]
+results_dir = "{tmp_path / 'results'}"
+input_dir = "{tmp_path / 'uploads'}"
+[destinations.default]
+connector = "local"
+settings = {{ state_dir = "{tmp_path / 'state'}" }}
+[pipelines]
+command = ["true"]
+params = {{ efi_config = "/x", fasta_db = "/x" }}
+[pipelines.efi_db]
+default = "efi_202406"
+""")
+    assert main(["--config", str(config), "init-db"]) == 0
+    assert main(["--config", str(config), "check"]) == 1
+    out = capsys.readouterr().out
+    assert f"the results directory {tmp_path / 'results'} does not exist" in out
+    assert f"the input directory {tmp_path / 'uploads'} does not exist" in out
+    (tmp_path / "uploads").mkdir()
+    mount_tmpfs(tmp_path / "results", "size=1m,ro")
+    mounts.append(tmp_path / "results")
+    assert main(["--config", str(config), "check"]) == 1
+    assert "is not writable: Read-only file system" in capsys.readouterr().out
+    subprocess.run(["umount", str(tmp_path / "results")], check=True)
+    mounts.clear()
+    assert main(["--config", str(config), "check"]) == 0
+    assert shutil.which("mount")
