@@ -111,7 +111,7 @@ def test_claim_respects_accept_predicate(repo: JobRepository) -> None:
         seen.append(candidate)
         return candidate.user_id != 7
 
-    claimed = repo.claim_new(5, accept=accept)
+    claimed = repo.claim_new(5, gate=lambda counts: accept)
     assert [j.id for j in claimed] == [2]
     assert [c.id for c in seen] == [1, 2, 3]
     assert status_of(repo, 1) == "new"

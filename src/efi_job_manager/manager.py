@@ -53,8 +53,10 @@ from efi_job_manager.models import Job, load_job_model
 from efi_job_manager.pipelines import Catalogue, EfiDatabases, JobInputError, PreparedJob
 from efi_job_manager.repository import (
     CandidateJob,
+    Gate,
     InvalidSchedulerId,
     JobRepository,
+    RunningCounts,
     make_engine,
     since,
 )
@@ -689,9 +691,9 @@ class JobManager:
         free = min(self.max_running_jobs - running, self.claim_batch)
         if free <= 0:
             return
-        accept = self._capacity_gate()
+        gate = self._gate(cycle.unavailable)
         if self.dry_run:
-            self._plan_new(cycle, free, accept)
+            self._plan_new(cycle, free, gate(self.repository.running_counts()))
             return
         try:
             probe_writable_dir(self.results_dir, "the results directory")
@@ -708,8 +710,7 @@ class JobManager:
         for _ in range(free):
             if self._stop.is_set() or cycle.site_fault:
                 return
-            claimed = self.repository.claim_new(1, accept=lambda c: (
-                self.route(c.job_type) not in cycle.unavailable and accept(c)))
+            claimed = self.repository.claim_new(1, gate=gate)
             if not claimed:
                 return
             try:
@@ -721,40 +722,54 @@ class JobManager:
                 self._fail(cycle, claimed[0], Status.RUNNING,
                            f"internal error while starting the job: {type(exc).__name__}: {exc}")
 
-    def _capacity_gate(self) -> Callable[[CandidateJob], bool]:
-        by_user, by_job_type = self.repository.running_counts()
-        by_type: Counter[str] = Counter()  # running jobs per job type and per pipeline name
-        for job_type, n in by_job_type.items():
-            by_type[job_type] += n
-            pipeline = self._pipeline_name(job_type)
-            if pipeline and pipeline != job_type:
-                by_type[pipeline] += n
-        by_destination: Counter[str] = Counter()
-        for job in self.repository.running_jobs():
-            by_destination[self.destination_of(job).name] += 1
+    def _gate(self, unavailable: set[str]) -> Gate:
+        """The limits, applied to the running counts a claim reads under its lock.
+
+        Per-pipeline limits count job types and pipeline names; a destination's
+        limit counts the running jobs whose job type is routed to it now.
+        """
         per_pipeline = self.max_running_jobs_per_pipeline
 
-        def accept(candidate: CandidateJob) -> bool:
-            if (self.max_running_jobs_per_user is not None and candidate.user_id is not None
-                    and by_user.get(candidate.user_id, 0) >= self.max_running_jobs_per_user):
-                return False
-            pipeline = self.catalogue.pipeline_name(candidate.job_type)
-            for key in (candidate.job_type, pipeline):
-                if key in per_pipeline and by_type[key] >= per_pipeline[key]:
-                    return False
-            destination = self.destinations[self.route(candidate.job_type)]
-            if (destination.max_running_jobs is not None
-                    and by_destination[destination.name] >= destination.max_running_jobs):
-                return False
-            if candidate.user_id is not None:
-                by_user[candidate.user_id] = by_user.get(candidate.user_id, 0) + 1
-            by_type[candidate.job_type] += 1
-            if pipeline != candidate.job_type:
-                by_type[pipeline] += 1
-            by_destination[destination.name] += 1
-            return True
+        def gate(counts: RunningCounts) -> Callable[[CandidateJob], bool]:
+            by_user = dict(counts.by_user)
+            by_type: Counter[str] = Counter()  # per job type and per pipeline name
+            by_destination: Counter[str] = Counter()
+            for job_type, n in counts.by_job_type.items():
+                by_type[job_type] += n
+                pipeline = self._pipeline_name(job_type)
+                if pipeline and pipeline != job_type:
+                    by_type[pipeline] += n
+                by_destination[self.route(job_type)] += n
+            total = counts.total
 
-        return accept
+            def accept(candidate: CandidateJob) -> bool:
+                nonlocal total
+                destination = self.destinations[self.route(candidate.job_type)]
+                if total >= self.max_running_jobs or destination.name in unavailable:
+                    return False
+                user = candidate.user_id
+                if (self.max_running_jobs_per_user is not None and user is not None
+                        and by_user.get(user, 0) >= self.max_running_jobs_per_user):
+                    return False
+                pipeline = self.catalogue.pipeline_name(candidate.job_type)
+                if any(key in per_pipeline and by_type[key] >= per_pipeline[key]
+                       for key in (candidate.job_type, pipeline)):
+                    return False
+                if (destination.max_running_jobs is not None
+                        and by_destination[destination.name] >= destination.max_running_jobs):
+                    return False
+                total += 1
+                if user is not None:
+                    by_user[user] = by_user.get(user, 0) + 1
+                by_type[candidate.job_type] += 1
+                if pipeline != candidate.job_type:
+                    by_type[pipeline] += 1
+                by_destination[destination.name] += 1
+                return True
+
+            return accept
+
+        return gate
 
     def _plan_new(self, cycle: _Cycle, free: int,
                   accept: Callable[[CandidateJob], bool]) -> None:

@@ -16,26 +16,31 @@ the manager can fail them with a reason.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import attrs
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
     Select,
     Table,
     and_,
     create_engine,
+    event,
     func,
     inspect,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker, with_polymorphic
 
 from efi_job_manager.clock import utcnow
@@ -45,8 +50,10 @@ from efi_job_manager.status import Status, check_transition
 __all__ = [
     "CandidateJob",
     "Completion",
+    "Gate",
     "InvalidSchedulerId",
     "JobRepository",
+    "RunningCounts",
     "UnknownJobRow",
     "make_engine",
 ]
@@ -55,6 +62,10 @@ log = logging.getLogger(__name__)
 
 #: Largest value of EFI-Web's INTEGER ``schedulerJobId`` column on every supported database.
 _MAX_SCHEDULER_ID = 2**31 - 1
+#: PostgreSQL advisory lock of the claim (a fixed 64-bit number: "efi-job-manager claim").
+_CLAIM_LOCK_KEY = 0x4546494A4D434C4D
+#: Seconds a claim waits for another manager's claim before giving up this cycle.
+_CLAIM_LOCK_WAIT = 30
 
 
 class InvalidSchedulerId(ValueError):
@@ -76,6 +87,25 @@ class CandidateJob:
     job_type: str
     user_id: int | None
     time_created: datetime | None
+
+
+@attrs.frozen
+class RunningCounts:
+    """The ``running`` rows, counted inside a claim (under the claim lock).
+
+    Attributes:
+        total: Every running row.
+        by_user: Running rows per ``user_id``.
+        by_job_type: Running rows per ``job_type``.
+    """
+
+    total: int
+    by_user: Mapping[int | None, int]
+    by_job_type: Mapping[str, int]
+
+
+#: Builds a claim's ``accept`` predicate from the counts read under the claim lock.
+Gate = Callable[[RunningCounts], Callable[[CandidateJob], bool]]
 
 
 @attrs.frozen
@@ -118,7 +148,30 @@ def make_engine(url: str | URL, *, connect_timeout: float = 10.0, echo: bool = F
         connect_args["timeout"] = connect_timeout
     elif backend in ("postgresql", "mysql", "mariadb"):
         connect_args["connect_timeout"] = max(1, round(connect_timeout))
-    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True, echo=echo)
+    engine = create_engine(parsed, connect_args=connect_args, pool_pre_ping=True, echo=echo)
+    _sqlite_transactions(engine)
+    return engine
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """Let SQLAlchemy, not the sqlite3 module, begin transactions (idempotent).
+
+    The sqlite3 module begins a transaction only before a write; a claim must
+    count and claim in one ``BEGIN IMMEDIATE`` (SQLAlchemy's documented recipe).
+    """
+    if engine.dialect.name != "sqlite" or event.contains(engine, "begin", _sqlite_begin):
+        return
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get("efi_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class JobRepository:
@@ -138,6 +191,7 @@ class JobRepository:
         self.clock = clock
         self._classes = job_classes(job_class)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        _sqlite_transactions(engine)
         self._skip_locked = engine.dialect.name in ("postgresql", "mysql", "mariadb")
         # MySQL/MariaDB compare text by collation ('NEW' = 'new ' = 'new'); EFI-Web's
         # strings are compared byte for byte, so a variant never passes for a known value
@@ -237,16 +291,10 @@ class JobRepository:
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def running_counts(self) -> tuple[dict[int | None, int], dict[str, int]]:
-        """Return the running jobs counted by ``user_id`` and by ``job_type``."""
-        table = self._table
-        running = self._eq(table.c.status, Status.RUNNING.value)
+    def running_counts(self) -> RunningCounts:
+        """Return the running jobs counted by ``user_id`` and by ``job_type`` (no lock)."""
         with self.engine.connect() as conn:
-            by_user = {u: int(n) for u, n in conn.execute(
-                select(table.c.user_id, func.count()).where(running).group_by(table.c.user_id))}
-            by_type = {str(t): int(n) for t, n in conn.execute(
-                select(table.c.job_type, func.count()).where(running).group_by(table.c.job_type))}
-        return by_user, by_type
+            return self._running_counts(conn)
 
     def running_jobs(self) -> list[Job]:
         """Return every ``running`` job that has a scheduler id, oldest first."""
@@ -293,29 +341,31 @@ class JobRepository:
 
     # -- writing -------------------------------------------------------------------
 
-    def claim_new(self, limit: int, *, accept: Callable[[CandidateJob], bool] | None = None,
+    def claim_new(self, limit: int, *, gate: Gate | None = None,
                   scan: int | None = None) -> list[Job]:
         """Move up to ``limit`` ``new`` jobs to ``running``, oldest first, and return them.
 
-        Each claim is a compare-and-set ``new → running`` that sets
-        ``timeStarted`` and clears ``schedulerJobId``; on PostgreSQL and
-        MariaDB candidates are locked with ``FOR UPDATE SKIP LOCKED`` so
-        several managers share one table. Every job is claimed by exactly one
-        caller.
+        Counting and claiming happen under one lock for every manager on the
+        database (an advisory lock held by the transaction on PostgreSQL, a
+        named lock around it on MariaDB, an immediate transaction on SQLite), so
+        limits computed from the counts hold across any number of managers. Each
+        claim is a compare-and-set ``new → running`` that sets ``timeStarted``
+        and clears ``schedulerJobId``.
 
         Args:
             limit: Most jobs to claim.
-            accept: Called for each candidate in order; return False to leave it
-                ``new`` (capacity per user or per pipeline).
+            gate: Given the running counts read under the lock, returns the predicate
+                that decides each candidate in order (False leaves it ``new``).
             scan: How many candidates to look at (default ``4 * limit``).
         """
         if limit <= 0:
             return []
         candidates_stmt = self._candidates(scan or 4 * limit)
         table = self._table
-        now = self.clock()
         claimed: list[int] = []
-        with self.engine.begin() as conn:
+        with self._claim_lock() as conn:
+            now = self.clock()
+            accept = gate(self._running_counts(conn)) if gate is not None else None
             for row in conn.execute(candidates_stmt).all():
                 if len(claimed) >= limit:
                     break
@@ -332,6 +382,43 @@ class JobRepository:
         if not claimed:
             return []
         return self._load(lambda e, s: s.where(e.id.in_(claimed)).order_by(e.id))
+
+    @contextlib.contextmanager
+    def _claim_lock(self) -> Iterator[Connection]:
+        """A transaction that no other claim on the database runs beside."""
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            with self.engine.begin() as conn:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK_KEY})
+                yield conn
+        elif dialect in ("mysql", "mariadb"):
+            with self.engine.connect() as conn:
+                name = f"efi_job_manager.claim.{self.engine.url.database}"[:64]
+                got = conn.execute(text("SELECT GET_LOCK(:name, :wait)"),
+                                   {"name": name, "wait": _CLAIM_LOCK_WAIT}).scalar()
+                conn.commit()
+                if got != 1:
+                    raise OperationalError("SELECT GET_LOCK", {}, TimeoutError(
+                        f"the claim lock {name!r} was not free within {_CLAIM_LOCK_WAIT} s"))
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+                    conn.commit()
+        else:
+            with self.engine.connect().execution_options(efi_immediate=True) as conn, \
+                    conn.begin():
+                yield conn
+
+    def _running_counts(self, conn: Connection) -> RunningCounts:
+        table = self._table
+        running = self._eq(table.c.status, Status.RUNNING.value)
+        by_user = {u: int(n) for u, n in conn.execute(
+            select(table.c.user_id, func.count()).where(running).group_by(table.c.user_id))}
+        by_type = {str(t): int(n) for t, n in conn.execute(
+            select(table.c.job_type, func.count()).where(running).group_by(table.c.job_type))}
+        return RunningCounts(sum(by_user.values()), by_user, by_type)
 
     def _candidates(self, scan: int) -> Select[Any]:
         table = self._table

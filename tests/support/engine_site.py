@@ -73,7 +73,7 @@ class Site:
         manager = JobManager(
             repo, destinations or {"default": Destination("default", self.connector())},
             catalogue, results_dir=self.results, input_dir=self.uploads, clock=self.clock,
-            submit_grace=60, lost_grace=120, **kwargs)
+            **{"submit_grace": 60, "lost_grace": 120, **kwargs})
         manager.events.subscribe(self.events.append)
         self.managers.append(manager)
         return manager
