@@ -9,7 +9,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ from engine_site import FASTA, SSN, Site, fasta_job, make_site, run_until
 from efi_connector_local import LocalConnector
 from efi_job_manager.connector import SchedulerStatus, TransientError
 from efi_job_manager.events import EventKind
-from efi_job_manager.manager import CycleReport, Destination
+from efi_job_manager.manager import CycleReport, Destination, JobManager
 from efi_job_manager.repository import JobRepository, make_engine
-from efi_job_manager.status import Status
+from efi_job_manager.status import SchedulerState, Status
 
 
 @pytest.fixture
@@ -184,7 +184,7 @@ def test_a_crash_right_after_submitting_adopts_the_job_instead_of_resubmitting(
         crashing.run_once()
     assert site.status(1) == "running"
     assert site.raw(1)["schedulerJobId"] is None
-    submitted = list(connector.find_job(crashing._spec(crashing.repository.get(1))))  # type: ignore[arg-type]
+    submitted = submissions(crashing, connector, 1)
     assert len(submitted) == 1
 
     restarted = site.manager()
@@ -194,7 +194,81 @@ def test_a_crash_right_after_submitting_adopts_the_job_instead_of_resubmitting(
     assert report.recovered == (1,)
     assert str(site.raw(1)["schedulerJobId"]) == submitted[0]
     run_until(restarted, lambda: site.status(1) == "finished")
-    assert list(connector.find_job(restarted._spec(restarted.repository.get(1)))) == submitted  # type: ignore[arg-type]
+    assert submissions(restarted, connector, 1) == submitted
+
+
+def submissions(manager: JobManager, connector: LocalConnector, job_id: int) -> list[str]:
+    """The connector's submissions of a job's current claim, found by name."""
+    job = manager.repository.get(job_id)
+    assert job is not None
+    claim = manager.job_dir(job_id).claim_of(job.uuid)
+    assert claim is not None
+    return list(connector.find_job(manager._spec(job, claim=claim)))
+
+
+def test_a_reused_id_starts_afresh_and_never_adopts_the_earlier_rows_job(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EFI-Web deleted row 1 and inserted another row 1: the new job runs in a directory
+    of its own (the old one is kept aside) and recovery never adopts the old submission."""
+    site.insert(fasta_job(1))
+    connector = site.connector(EFI_STANDIN_DELAY="1")
+    crashing = site.manager(destinations={"default": Destination("default", connector)})
+
+    def crash(*_args: object) -> bool:
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(crashing.repository, "set_scheduler_id", crash)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run_once()
+    old = submissions(crashing, connector, 1)
+    assert len(old) == 1
+    (site.results / "1" / "stats.json").write_text('{"num_ids": 999}')
+    engine = make_engine(site.url)
+    table = sa.table("Job", sa.column("id"))
+    with engine.begin() as conn:
+        conn.execute(sa.delete(table).where(table.c.id == 1))
+    engine.dispose()
+    site.insert(fasta_job(1, uuid="u-reused", status="running",
+                          timeStarted=datetime(2026, 11, 1)))
+    restarted = site.manager(destinations={"default": Destination("default", connector)})
+    site.clock.advance(120)
+    report = restarted.run_once()
+    assert report.recovered == (1,)
+    assert str(site.raw(1)["schedulerJobId"]) not in old
+    run_until(restarted, lambda: site.status(1) == "finished")
+    assert site.raw(1)["numImportedIds"] != 999
+    superseded = list((site.results / ".superseded").iterdir())
+    assert len(superseded) == 1
+    assert (superseded[0] / "stats.json").read_text() == '{"num_ids": 999}'
+
+
+def test_a_job_cancelled_after_a_crash_before_its_id_was_stored_is_cancelled_there(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Submitted, the id never stored (a crash), then cancelled in the database: the
+    submission is found by its claim's name and cancelled."""
+    site.insert(fasta_job(1))
+    connector = site.connector(EFI_STANDIN_DELAY="60")
+    crashing = site.manager(destinations={"default": Destination("default", connector)})
+
+    def crash(*_args: object) -> bool:
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(crashing.repository, "set_scheduler_id", crash)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run_once()
+    (sid,) = submissions(crashing, connector, 1)
+    assert connector.get_job_status(sid).state is not SchedulerState.CANCELLED
+    repo = JobRepository(make_engine(site.url))
+    assert repo.transition(1, Status.RUNNING, Status.CANCELLED)
+    repo.close()
+    restarted = site.manager(destinations={"default": Destination("default", connector)})
+    report = restarted.run_once()
+    assert report.cancelled == (1,)
+    deadline = time.monotonic() + 30
+    while connector.get_job_status(sid).state is not SchedulerState.CANCELLED:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert restarted.run_once().cancelled == ()  # sent once
 
 
 def test_a_crash_before_submitting_submits_the_job_again(site: Site) -> None:
@@ -272,7 +346,7 @@ def test_routing_keeps_a_job_on_the_destination_it_was_submitted_to(site: Site) 
         "default": Destination("default", site.connector()),
         "other": Destination("other", site.connector("other"))})
     run_until(second, lambda: site.status(1) == "finished")
-    assert list(other.find_job(second._spec(second.repository.get(1)))) != []  # type: ignore[arg-type]
+    assert submissions(second, other, 1) != []
 
 
 def _snapshot(site: Site) -> tuple[list[tuple[Any, ...]], list[tuple[str, int]]]:

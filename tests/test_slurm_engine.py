@@ -175,13 +175,16 @@ class Site:
         return str(self.raw(job_id)["status"])
 
     def names(self, job_id: int) -> set[str]:
-        """Every Slurm job id named ``efi-<job_id>`` in squeue or sacct."""
-        name = f"efi-{job_id}"
-        text = self.slurm(["squeue", "--noheader", "--states=all", "--format=%i",
-                           f"--name={name}"])
-        text += self.slurm(["sacct", "-X", "--noheader", "--parsable2", "--format=JobID",
-                            "--starttime", "now-1days", "--name", name])
-        return {line.strip() for line in text.splitlines() if line.strip()}
+        """Every Slurm job id named for this job (``efi-<job_id>-<claim>``) in squeue or sacct."""
+        text = self.slurm(["squeue", "--noheader", "--states=all", "--format=%i|%j"])
+        text += self.slurm(["sacct", "-X", "--noheader", "--parsable2",
+                            "--format=JobID,JobName", "--starttime", "now-1days"])
+        ids = set()
+        for line in text.splitlines():
+            sid, _, name = line.strip().partition("|")
+            if name == f"efi-{job_id}" or name.startswith(f"efi-{job_id}-"):
+                ids.add(sid)
+        return ids
 
 
 @pytest.fixture

@@ -267,7 +267,10 @@ def test_an_installed_wheel_adds_a_connector_that_runs_a_job(
         job_dir = tmp_path / "results" / "1"
         assert (job_dir / "stats.json").is_file()
         assert (job_dir / "stdout.log").is_file()
-        spec = JobSpec(1, "est_generate_fasta", job_dir, ())
+        claim = manager.job_dir(1).claim_of("u-1")
+        assert claim is not None
+        spec = JobSpec(1, "est_generate_fasta", job_dir, (), claim=claim)
+        assert spec.name == f"efi-1-{claim}"
         assert list(connector.find_job(spec)) == ["1"]
     finally:
         manager.close()

@@ -61,6 +61,9 @@ class JobSpec:
         pipeline: A short name of the pipeline, used to pick resource profiles.
         input_files: Files staged in ``job_dir`` (name → path), to be copied where the job runs.
         resources: Resource requests from the catalogue or a retry (``time``, ``memory``, ``cpus``).
+        claim: Identifies this claim of the row (a new one each time a job is started
+            afresh); part of `name`, so a lookup by name finds only this claim's
+            submissions, never those of an earlier run or of another row with the same id.
 
     """
 
@@ -72,11 +75,12 @@ class JobSpec:
     pipeline: str = ""
     input_files: Mapping[str, Path] = attrs.field(factory=dict)
     resources: Mapping[str, str] = attrs.field(factory=dict)
+    claim: str = ""
 
     @property
     def name(self) -> str:
-        """The deterministic scheduler job name (``efi-<id>``) used to find a job again."""
-        return f"efi-{self.job_id}"
+        """The scheduler job name, ``efi-<id>-<claim>``, used to find this claim's job again."""
+        return f"efi-{self.job_id}-{self.claim}" if self.claim else f"efi-{self.job_id}"
 
 
 @attrs.frozen

@@ -9,7 +9,10 @@ here as small JSON files written atomically (temporary name, then rename):
   so status, cancel and results go to the same place after routing changes;
 - ``.efi/cancel.json``: the cancellation was sent to the scheduler;
 - ``.efi/unknown.json``: since when the scheduler has not known the job;
-- ``.efi/resources.json``: resource overrides for the next submission (set by a retry).
+- ``.efi/resources.json``: resource overrides for the next submission (set by a retry);
+- ``.efi/claim.json``: the row (its ``uuid``) and the claim the directory now serves;
+  a directory left by another row with the same id (EFI-Web reused it) is moved to
+  ``<results_dir>/.superseded/`` before a new claim starts in it.
 
 The manager never follows a symbolic link it did not make: if the job directory,
 or any directory on the way to a file it writes, reads or removes, is a link
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -198,6 +202,43 @@ class JobDirectory:
         self.write_json(f"{_NOTES}/unknown.json", {"since": now})
         return now
 
+    def begin_claim(self, uuid: str, now: datetime) -> str:
+        """Start a new claim of the directory for the row ``uuid``; return the claim's id.
+
+        The directory of another row (another ``uuid``, or no claim recorded) is moved
+        to ``<results_dir>/.superseded/<id>-<time>``; an earlier run of the same row
+        loses its results and notes. Nothing is ever read from a previous claim.
+
+        Raises:
+            UnsafeJobDirectory: the directory is a link.
+            OSError: the results directory cannot be written (the site's fault).
+        """
+        self._inside("claim.json")  # refuses a link at the directory itself
+        record = self.claim()
+        if self.path.exists() and (record is None or record.get("uuid") != uuid) \
+                and any(self.path.iterdir()):
+            aside = self.path.parent / ".superseded" / f"{self.job_id}-{now:%Y%m%dT%H%M%S}"
+            aside.parent.mkdir(exist_ok=True)
+            self.path.rename(aside)
+            log.warning("job %s: the directory of an earlier row with this id was moved to %s",
+                        self.job_id, aside)
+        for relative in ("stats.json", "failure.json", f"{_NOTES}/unknown.json",
+                         f"{_NOTES}/cancel.json", f"{_NOTES}/destination.json"):
+            self._remove(relative)
+        claim = secrets.token_hex(4)
+        self.write_json(f"{_NOTES}/claim.json", {"uuid": uuid, "claim": claim, "time": now})
+        return claim
+
+    def claim(self) -> dict[str, Any] | None:
+        """The claim recorded in the directory (``uuid``, ``claim``, ``time``), if any."""
+        return self.read_json(f"{_NOTES}/claim.json")
+
+    def claim_of(self, uuid: str) -> str | None:
+        """The id of the claim recorded for the row ``uuid`` (None if none or another row's)."""
+        record = self.claim()
+        value = record.get("claim") if record and record.get("uuid") == uuid else None
+        return value if isinstance(value, str) else None
+
     def record_resources(self, resources: Mapping[str, str]) -> None:
         """Remember resource overrides for the job's next submission (a retry's larger time)."""
         self.write_json(f"{_NOTES}/resources.json", dict(resources))
@@ -206,12 +247,6 @@ class JobDirectory:
         """Resource overrides recorded for this job (empty if none)."""
         data = self.read_json(f"{_NOTES}/resources.json") or {}
         return {str(k): str(v) for k, v in data.items()}
-
-    def reset(self) -> None:
-        """Forget a previous run's notes (a retried or resubmitted job starts clean)."""
-        for relative in ("failure.json", f"{_NOTES}/unknown.json", f"{_NOTES}/cancel.json",
-                         f"{_NOTES}/destination.json"):
-            self._remove(relative)
 
     def clear_unknown(self) -> None:
         """Forget an unknown period: the scheduler knows the job again."""

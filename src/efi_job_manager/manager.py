@@ -373,17 +373,18 @@ class JobManager:
         self._destination_of[job.id] = name
         return self.destinations[name]
 
-    def _spec(self, job: Job, prepared: PreparedJob | None = None) -> JobSpec:
+    def _spec(self, job: Job, prepared: PreparedJob | None = None, claim: str = "") -> JobSpec:
         jd = self.job_dir(job.id)
         resources = jd.resources()
         if prepared is None:
             return JobSpec(job.id, job.job_type, jd.path, (),
-                           pipeline=self._pipeline_name(job.job_type), resources=resources)
+                           pipeline=self._pipeline_name(job.job_type), resources=resources,
+                           claim=claim)
         return JobSpec(job.id, job.job_type, jd.path, prepared.command, prepared.params,
                        prepared.pipeline,
                        {name: jd.path / name for name in [*prepared.inputs,
                                                           *prepared.extra_files]},
-                       resources)
+                       resources, claim)
 
     def _pipeline_name(self, job_type: str) -> str:
         try:
@@ -448,16 +449,24 @@ class JobManager:
 
     def _propagate_cancellations(self, cycle: _Cycle) -> None:
         jobs = self.repository.cancelled_to_propagate(since(cycle.now, self.cancel_window))
-        todo: dict[str, list[Job]] = {}
+        todo: dict[str, list[tuple[Job, str]]] = {}
         for job in jobs:
-            sid = str(job.schedulerJobId)
-            if self.job_dir(job.id).cancel_sent(sid):
+            jd = self.job_dir(job.id)
+            if job.schedulerJobId is None:
+                # claimed, maybe submitted, but the id never stored (a crash): look it up
+                claim = jd.claim_of(job.uuid)
+                if claim is None or jd.cancel_sent(f"claim {claim}"):
+                    continue
+                for sid in self._lookup_for_cancel(cycle, job, claim):
+                    todo.setdefault(self.destination_of(job).name, []).append((job, sid))
                 continue
-            todo.setdefault(self.destination_of(job).name, []).append(job)
+            sid = str(job.schedulerJobId)
+            if not jd.cancel_sent(sid):
+                todo.setdefault(self.destination_of(job).name, []).append((job, sid))
         for name, group in todo.items():
-            ids = [str(j.schedulerJobId) for j in group]
+            ids = [sid for _, sid in group]
             if self.dry_run:
-                cycle.planned.extend(PlannedAction(j.id, "cancel", name) for j in group)
+                cycle.planned.extend(PlannedAction(j.id, "cancel", name) for j, _ in group)
                 continue
             try:
                 self.destinations[name].connector.cancel_jobs(ids)
@@ -465,13 +474,25 @@ class JobManager:
                 cycle.errors.append(f"cancelling {', '.join(ids)} on {name}: {exc}")
                 log.warning("destination %s: cannot cancel %s: %s", name, ids, exc)
                 continue
-            for job in group:
-                self.job_dir(job.id).record_cancel_sent(cycle.now, str(job.schedulerJobId))
+            for job, sid in group:
+                claim = self.job_dir(job.id).claim_of(job.uuid)
+                marker = sid if job.schedulerJobId is not None else f"claim {claim}"
+                self.job_dir(job.id).record_cancel_sent(cycle.now, marker)
                 cycle.cancelled.append(job.id)
-                self._event(EventKind.CANCELLED, job, "cancelled by the user or an operator",
-                            str(job.schedulerJobId))
-                log.info("job %s: cancelled on %s (scheduler id %s)", job.id, name,
-                         job.schedulerJobId)
+                self._event(EventKind.CANCELLED, job, "cancelled by the user or an operator", sid)
+                log.info("job %s: cancelled on %s (scheduler id %s)", job.id, name, sid)
+
+    def _lookup_for_cancel(self, cycle: _Cycle, job: Job, claim: str) -> list[str]:
+        """The submissions of a cancelled job whose scheduler id was never stored."""
+        destination = self.destination_of(job)
+        try:
+            found = list(destination.connector.find_job(self._spec(job, claim=claim)))
+        except Exception as exc:
+            cycle.errors.append(f"looking up cancelled job {job.id}: {exc}")
+            return []
+        if not found and not self.dry_run:
+            self.job_dir(job.id).record_cancel_sent(cycle.now, f"claim {claim}")
+        return found
 
     # -- step 2: recovery ----------------------------------------------------------------
 
@@ -488,8 +509,11 @@ class JobManager:
                 cycle.lost_races.append(job.id)
                 continue
             destination = self.destination_of(job)
+            claim = self.job_dir(job.id).claim_of(job.uuid)
             try:
-                found = list(destination.connector.find_job(self._spec(job)))
+                # only this claim's submissions: never an earlier run's, never another row's
+                found = [] if claim is None else list(
+                    destination.connector.find_job(self._spec(job, claim=claim)))
             except Exception as exc:
                 # Not knowing whether it was submitted is not "not submitted": submitting
                 # again could run it twice. Try again next cycle.
@@ -804,8 +828,8 @@ class JobManager:
             return str(render(self._spec(job, prepared)))
         return ""
 
-    def _stage(self, cycle: _Cycle, job: Job) -> PreparedJob | None:
-        """Prepare and stage a claimed job; None when it failed or went back to new."""
+    def _stage(self, cycle: _Cycle, job: Job) -> tuple[PreparedJob, str] | None:
+        """Prepare and stage a claimed job (and its claim's id); None if it failed or went back."""
         jd = self.job_dir(job.id)
         try:
             prepared = self.catalogue.prepare(job, job_dir=jd.path, input_dir=self.input_dir,
@@ -817,7 +841,7 @@ class JobManager:
             self._unclaim(cycle, job, str(exc))
             return None
         try:
-            jd.reset()
+            claim = jd.begin_claim(job.uuid, cycle.now)
             jd.stage(prepared.params, prepared.inputs, prepared.extra_files)
         except UnsafeJobDirectory as exc:
             self._fail(cycle, job, Status.RUNNING, f"cannot stage the job: {exc}")
@@ -827,13 +851,14 @@ class JobManager:
                                       f"{self.results_dir}: {exc.strerror or exc}")
             return None
         self.faults.clear("start")
-        return prepared
+        return prepared, claim
 
     def _start(self, cycle: _Cycle, job: Job) -> bool:
         """Stage and submit a claimed job; return whether it is now submitted or done."""
-        prepared = self._stage(cycle, job)
-        if prepared is None:
+        staged = self._stage(cycle, job)
+        if staged is None:
             return False
+        prepared, claim = staged
         jd = self.job_dir(job.id)
         if not prepared.runs_pipeline:
             completion = self.repository.complete(job, Status.FINISHED)
@@ -844,7 +869,7 @@ class JobManager:
         destination = self.destinations[self.route(job.job_type)]
         self._destination_of[job.id] = destination.name
         jd.record_destination(destination.name)
-        spec = self._spec(job, prepared)
+        spec = self._spec(job, prepared, claim)
         connector = destination.connector
         try:
             params_path = connector.prepare_job_environment(spec)

@@ -317,15 +317,17 @@ class JobRepository:
         return self._load(build)
 
     def cancelled_to_propagate(self, since: datetime) -> list[Job]:
-        """Return ``cancelled`` jobs that have a scheduler job, cancelled since ``since``.
+        """Return ``cancelled`` jobs that were claimed, cancelled since ``since``.
 
-        Whether the cancellation was already sent is the manager's record (in
-        the job's directory); this returns the candidates. Jobs with no
-        ``timeCompleted`` are included whatever their age.
+        Those with a scheduler id, and those claimed (``timeStarted`` set) whose
+        submission may exist although its id was never stored. Whether the
+        cancellation was already sent is the manager's record (in the job's
+        directory); this returns the candidates. Jobs with no ``timeCompleted``
+        are included whatever their age.
         """
         return self._load(lambda e, s: s.where(
             self._eq(e.status, Status.CANCELLED.value),
-            e.schedulerJobId.is_not(None),
+            or_(e.schedulerJobId.is_not(None), e.timeStarted.is_not(None)),
             or_(e.timeCompleted.is_(None), e.timeCompleted >= since),
         ).order_by(e.id))
 
