@@ -406,3 +406,19 @@ def test_a_manager_killed_right_after_sbatch_adopts_the_job_instead_of_resubmitt
     assert {str(site.raw(job_id)["schedulerJobId"])} == submitted
     run_until(restarted, lambda: site.status(job_id) == "finished")
     assert site.names(job_id) == submitted
+
+
+def test_a_slurm_job_never_gets_the_managers_secrets(site: Site,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """sbatch exports its environment to the job: the manager's secrets are not in it."""
+    monkeypatch.setenv("EFI_JOB_MANAGER_DATABASE__PASSWORD", "db-s3cret-1")
+    monkeypatch.setenv("PGPASSWORD", "pg-s3cret-3")
+    (job_id,) = new_ids()
+    site.insert(job_id)
+    manager = site.manager(site.connector("local"), "local", command=(
+        "sh", "-c", "env > job-env.txt && echo '{{\"num_ids\": 1}}' > stats.json"))
+    run_until(manager, lambda: site.status(job_id) == "finished")
+    seen = (site.results / str(job_id) / "job-env.txt").read_text()
+    assert "SLURM_JOB_ID=" in seen
+    assert "s3cret" not in seen
+    assert "EFI_JOB_MANAGER_" not in seen

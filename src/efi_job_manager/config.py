@@ -84,6 +84,7 @@ import re
 import shlex
 import string
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -220,11 +221,25 @@ _SECRET_KEY_RE: Final = re.compile(
     r"pass(?:word|wd|phrase)|secret|token|credential|api[_-]?key|private[_-]?key",
     re.IGNORECASE,
 )
-_URL_CREDENTIALS_RE: Final = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^/:@\s]*):[^@/\s]*@")
+# the password runs to the last "@" of the authority: an unencoded "@" inside it stays masked
+_URL_CREDENTIALS_RE: Final = re.compile(
+    r"(?P<head>[A-Za-z][\w+.-]*://[^/:@\s]*):[^/\s]*@(?=[^@/\s]*(?:[/?#]|\s|$))")
+_URL_AUTHORITY_RE: Final = re.compile(r"^(?P<scheme>[A-Za-z][\w+.-]*://)(?P<authority>[^/]*)")
 
 
 def _is_secret_key(key: object) -> bool:
     return isinstance(key, str) and _SECRET_KEY_RE.search(key) is not None
+
+
+def _encode_url_password(text: str) -> str:
+    """Percent-encode a password holding ``@`` (``user:p@ss@host``), which URLs cannot hold."""
+    match = _URL_AUTHORITY_RE.match(text)
+    if match is None or match["authority"].count("@") < 2:
+        return text
+    credentials, _, host = match["authority"].rpartition("@")
+    user, sep, password = credentials.partition(":")
+    encoded = f"{user}{sep}{urllib.parse.quote(password, safe='')}@{host}"
+    return f"{match['scheme']}{encoded}{text[match.end():]}"
 
 
 def _mask_url_text(text: str) -> str:
@@ -900,7 +915,7 @@ def _database_url(ld: _Loader, path: _KeyPath, value: Any) -> str:
     if not isinstance(value, str):
         raise ld.invalid(path, value, expected)
     try:
-        url = make_url(value)
+        url = make_url(_encode_url_password(value))
     except (ArgumentError, ValueError):
         raise ld.invalid(path, _mask_url_text(value), expected) from None
     database = url.database
@@ -914,7 +929,7 @@ def _database_url(ld: _Loader, path: _KeyPath, value: Any) -> str:
     ):
         resolved = ld.path(path, Path(database))
         return url.set(database=str(resolved)).render_as_string(hide_password=False)
-    return value
+    return _encode_url_password(value)
 
 
 def _module_name(ld: _Loader, path: _KeyPath, value: Any) -> str:

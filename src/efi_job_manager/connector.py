@@ -13,7 +13,9 @@ database.
 from __future__ import annotations
 
 import abc
+import fnmatch
 import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -24,15 +26,48 @@ import attrs
 from efi_job_manager.status import SchedulerState
 
 __all__ = [
+    "PIPELINE_PASSTHROUGH",
     "BaseConnector",
     "ConnectorError",
     "JobSpec",
     "PermanentError",
     "SchedulerStatus",
     "TransientError",
+    "pipeline_environment",
 ]
 
 log = logging.getLogger(__name__)
+
+
+#: The manager's environment variables a pipeline gets by default (names or patterns).
+PIPELINE_PASSTHROUGH: tuple[str, ...] = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR")
+#: Never passed on, whatever a site allows: the manager's own settings and secrets.
+_NEVER = ("EFI_JOB_MANAGER_*",)
+
+
+def pipeline_environment(extra: Mapping[str, str] | None = None,
+                         passthrough: Iterable[str] = (),
+                         environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return the environment a pipeline (or a scheduler command submitting one) runs in.
+
+    Only the manager's variables named in `PIPELINE_PASSTHROUGH` or ``passthrough``
+    (names or shell patterns) are passed on, never ``EFI_JOB_MANAGER_*``, so the
+    manager's database password and other secrets never reach a job; ``extra`` (a
+    site's own values) is added last.
+
+    Args:
+        extra: Variables to set (a connector's ``env`` setting).
+        passthrough: More names or patterns to pass on from the manager's environment.
+        environ: The manager's environment (default ``os.environ``).
+    """
+    source = os.environ if environ is None else environ
+    allowed = (*PIPELINE_PASSTHROUGH, *passthrough)
+    env = {k: v for k, v in source.items()
+           if any(fnmatch.fnmatchcase(k, p) for p in allowed)
+           and not any(fnmatch.fnmatchcase(k, p) for p in _NEVER)}
+    env.update(extra or {})
+    return env
 
 
 class ConnectorError(Exception):

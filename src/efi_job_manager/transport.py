@@ -57,7 +57,7 @@ from typing import Literal, Self
 
 import attrs
 
-from efi_job_manager.connector import PermanentError, TransientError
+from efi_job_manager.connector import PermanentError, TransientError, pipeline_environment
 
 __all__ = [
     "CommandFailed",
@@ -579,9 +579,13 @@ class LocalTransport(Transport):
     ``env_setup`` is set, see below). Copies use rsync when it is installed (and
     ``use_rsync`` allows), `shutil` otherwise; copying a path onto itself does nothing.
 
+    Programs get `efi_job_manager.connector.pipeline_environment`: the manager's
+    variables on an allow-list (``PATH``, ``HOME``, locale… and ``passthrough``), never
+    its own settings and secrets, since a submitted job inherits them.
+
     Args:
-        env: Extra environment variables for the programs (e.g. ``SLURM_CONF``), on top of
-            this process's environment.
+        env: Extra environment variables for the programs (e.g. ``SLURM_CONF``).
+        passthrough: More of this process's variables to pass on (names or patterns).
         env_setup: An operator's environment setup line (``module load slurm``) run before
             each command by ``/bin/sh``; the argument list is handed to the shell as
             positional parameters (``exec "$@"``), so it is never re-parsed. It is
@@ -594,10 +598,12 @@ class LocalTransport(Transport):
         self,
         *,
         env: dict[str, str] | None = None,
+        passthrough: Sequence[str] = (),
         env_setup: str | None = None,
         use_rsync: bool | None = None,
     ) -> None:
-        self._env = dict(env) if env else None
+        self._env = dict(env) if env else {}
+        self._passthrough = tuple(passthrough)
         self._env_setup = env_setup.strip() if env_setup and env_setup.strip() else None
         rsync = shutil.which("rsync")
         if use_rsync and rsync is None:
@@ -609,10 +615,8 @@ class LocalTransport(Transport):
         """``local``: commands run on this machine."""
         return "local"
 
-    def _environment(self) -> dict[str, str] | None:
-        if self._env is None:
-            return None
-        return {**os.environ, **self._env}
+    def _environment(self) -> dict[str, str]:
+        return pipeline_environment(self._env, self._passthrough)
 
     def run(
         self,

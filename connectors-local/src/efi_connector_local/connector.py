@@ -42,6 +42,7 @@ from efi_job_manager.connector import (
     PermanentError,
     SchedulerStatus,
     TransientError,
+    pipeline_environment,
 )
 from efi_job_manager.status import SchedulerState
 
@@ -62,6 +63,7 @@ _CONFIG_KEYS = {
     "kill_grace": "a number of seconds >= 0",
     "python": "a path or command name of a Python interpreter (string)",
     "env": "a table of environment variable names to string values",
+    "env_passthrough": "a list of environment variable names or patterns passed on to jobs",
 }
 
 
@@ -82,6 +84,7 @@ class _Settings:
     kill_grace: float
     python: str
     env: Mapping[str, str]
+    env_passthrough: tuple[str, ...]
 
 
 def _bad(key: str, value: object) -> ValueError:
@@ -128,8 +131,15 @@ def _parse_config(config: Mapping[str, Any]) -> _Settings:
     ):
         raise _bad("env", env)
 
+    passthrough = config.get("env_passthrough", [])
+    if isinstance(passthrough, str) or not isinstance(passthrough, list | tuple) or not all(
+        isinstance(p, str) and p for p in passthrough
+    ):
+        raise _bad("env_passthrough", passthrough)
+
     return _Settings(
-        state_dir=state_path, kill_grace=float(grace), python=os.fspath(python), env=dict(env)
+        state_dir=state_path, kill_grace=float(grace), python=os.fspath(python), env=dict(env),
+        env_passthrough=tuple(passthrough),
     )
 
 
@@ -146,7 +156,10 @@ class LocalConnector(BaseConnector):
     - ``kill_grace``: seconds between SIGTERM and SIGKILL when cancelling (default 5);
     - ``python``: the interpreter that runs the wrapper; it must be able to import
       ``efi_connector_local`` (default: the interpreter running the manager);
-    - ``env``: extra environment variables for the jobs (names to strings).
+    - ``env``: extra environment variables for the jobs (names to strings);
+    - ``env_passthrough``: more of the manager's variables the jobs get (names or
+      patterns); jobs never get the manager's whole environment (its secrets), only
+      `efi_job_manager.connector.PIPELINE_PASSTHROUGH`, these and ``env``.
 
     Scheduler ids are digit strings, increasing across every process that shares the
     state directory. Status survives a restart of the manager: a new instance with the
@@ -171,6 +184,8 @@ class LocalConnector(BaseConnector):
         self.python: str = settings.python
         #: Extra environment variables for the jobs.
         self.env: Mapping[str, str] = settings.env
+        #: More of the manager's variables the jobs get.
+        self.env_passthrough: tuple[str, ...] = settings.env_passthrough
         self._store = StateStore(self.state_dir)
 
     # -- the four methods of the contract --------------------------------------------------
@@ -242,7 +257,7 @@ class LocalConnector(BaseConnector):
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env={**os.environ, **self.env},
+                env=pipeline_environment(self.env, self.env_passthrough),
                 close_fds=True,
                 start_new_session=True,
             )
@@ -379,7 +394,7 @@ class LocalConnector(BaseConnector):
                 cwd=self.state_dir,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
-                env={**os.environ, **self.env},
+                env=pipeline_environment(self.env, self.env_passthrough),
                 timeout=60,
                 check=False,
             )

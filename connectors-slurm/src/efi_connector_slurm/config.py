@@ -81,6 +81,8 @@ SETTING_KEYS: Mapping[str, str] = {
     "retry_time_factor": "a number >= 1",
     "retry_memory_factor": "a number >= 1",
     "slurm_conf": "a path to slurm.conf (SLURM_CONF for the local transport)",
+    "env_passthrough": "a list of environment variable names or patterns the local "
+                       "transport passes on (besides PATH, HOME, locale and SLURM_CONF)",
 }
 
 
@@ -139,6 +141,7 @@ class SlurmSettings:
     retry_time_factor: float = DEFAULT_RETRY_FACTOR
     retry_memory_factor: float = DEFAULT_RETRY_FACTOR
     slurm_conf: str | None = None
+    env_passthrough: tuple[str, ...] = ()
 
     def profile_for(self, pipeline: str, job_type: str) -> Profile:
         """The defaults, then the profile of ``pipeline``, then the profile of ``job_type``."""
@@ -353,15 +356,16 @@ def parse_settings(config: Mapping[str, Any] | None) -> SlurmSettings:
     for key in ("retry_time_factor", "retry_memory_factor"):
         if key in get:
             values[key] = _number(key, get[key], SETTING_KEYS[key], 1.0, strict=False)
-    if "retrieve_exclude" in get:
-        patterns = get["retrieve_exclude"]
-        if (
-            isinstance(patterns, str)
-            or not isinstance(patterns, Sequence)
-            or not all(isinstance(p, str) and p and "\n" not in p for p in patterns)
-        ):
-            raise _bad("retrieve_exclude", patterns, SETTING_KEYS["retrieve_exclude"])
-        values["retrieve_exclude"] = tuple(patterns)
+    for key in ("retrieve_exclude", "env_passthrough"):
+        if key in get:
+            patterns = get[key]
+            if (
+                isinstance(patterns, str)
+                or not isinstance(patterns, Sequence)
+                or not all(isinstance(p, str) and p and "\n" not in p for p in patterns)
+            ):
+                raise _bad(key, patterns, SETTING_KEYS[key])
+            values[key] = tuple(patterns)
 
     if kind == "ssh":
         if "host" not in values:

@@ -198,7 +198,9 @@ class SlurmConnector(BaseConnector):
         s = self.settings
         if s.transport == "local":
             env = {"SLURM_CONF": s.slurm_conf} if s.slurm_conf else None
-            return LocalTransport(env=env, env_setup=s.env_setup)
+            # sbatch exports its environment to the job: only an allow-list, never secrets
+            return LocalTransport(env=env, passthrough=("SLURM_CONF", *s.env_passthrough),
+                                  env_setup=s.env_setup)
         setup = s.env_setup
         if s.slurm_conf:
             export = f"export SLURM_CONF={shlex.quote(s.slurm_conf)}"
