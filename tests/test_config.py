@@ -568,3 +568,13 @@ def test_efi_db_settings_come_from_the_environment_too(write_config: WriteConfig
         "EFI_JOB_MANAGER_PIPELINES__PREDEFINED_TAXONOMY_FILTERS": "bacteria,fungi"})
     assert settings.pipelines.efi_db.default == "efi_202504"
     assert settings.pipelines.predefined_taxonomy_filters == ("bacteria", "fungi")
+
+
+@pytest.mark.parametrize("key", ["submit_grace", "lost_grace"])
+def test_grace_periods_have_a_safe_minimum(write_config: WriteConfig, key: str) -> None:
+    """A grace period shorter than a slow start would fail or resubmit a healthy job."""
+    path = write_config(f'[manager]\n{key} = "30s"\n')
+    with pytest.raises(ConfigError, match=rf"manager\.{key}.*at least 60"):
+        Settings.load(path, environ={})
+    assert getattr(Settings.load(write_config(f'[manager]\n{key} = "1m"\n'), environ={})
+                   .manager, key) == 60.0

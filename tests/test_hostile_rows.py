@@ -43,8 +43,9 @@ def test_a_job_type_variant_fails_itself_and_the_site_runs_on(site: Site, varian
 
 
 @pytest.mark.parametrize("variant", ["NEW", "new ", "New", "RUNNING", "running "])
-def test_a_status_variant_is_left_alone(site: Site, variant: str) -> None:
-    """A status that is not exactly one of EFI-Web's is neither claimed nor polled."""
+def test_a_status_variant_is_left_alone(site: Site, variant: str,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    """A status that is not exactly one of EFI-Web's is neither claimed nor polled (said once)."""
     site.insert(fasta_job(1), fasta_job(2, status=variant))
     manager = site.manager()
     run_until(manager, lambda: site.status(1) == "finished")
@@ -53,6 +54,9 @@ def test_a_status_variant_is_left_alone(site: Site, variant: str) -> None:
         assert not report.errors
     assert site.status(2) == variant
     assert site.raw(2)["schedulerJobId"] is None
+    warnings = [r for r in caplog.records if "does not know are left alone" in r.message]
+    assert len(warnings) == 1
+    assert repr(variant) in warnings[0].message
     repo = JobRepository(make_engine(site.url))
     assert repo.counts_by_status()[variant] == 1
     repo.close()

@@ -320,6 +320,23 @@ def test_a_database_outage_fails_nothing_and_does_not_raise(site: Site, tmp_path
     assert "database unavailable" in report.errors[0]
 
 
+def test_an_outage_is_retried_at_least_every_interval(site: Site, tmp_path: Path) -> None:
+    """While the database is down the loop backs off, but never waits longer than an interval."""
+    waits: list[float] = []
+
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        return len(waits) >= 8
+
+    manager = site.manager(interval=7.0, wait=wait)
+    manager.repository = JobRepository(
+        make_engine(f"sqlite:///{tmp_path}/no/such/dir/x.db", connect_timeout=1))
+    manager.run_forever()
+    assert len(waits) == 8
+    assert waits[0] < 7.0
+    assert max(waits) == 7.0
+
+
 def test_capacity_limits_the_number_of_running_jobs(site: Site) -> None:
     """max_running_jobs and the per-user limit hold back new jobs, oldest first."""
     site.insert(*(fasta_job(i, user_id=1 if i <= 3 else 2) for i in range(1, 6)))

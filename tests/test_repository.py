@@ -346,6 +346,21 @@ def test_check_table_reports_a_missing_table_and_a_missing_column(database_url: 
     engine.dispose()
 
 
+def test_check_table_reports_a_ratio_column_that_is_an_integer(database_url: str) -> None:
+    """A result column whose type would truncate EST's value is reported by check."""
+    engine = make_engine(database_url)
+    metadata = sa.MetaData()
+    columns = [sa.Column(c.name, sa.Integer if c.name == "outputConvergenceRatio" else c.type,
+                         primary_key=c.primary_key) for c in Job.__table__.columns]
+    sa.Table("Job", metadata, *columns)
+    metadata.create_all(engine)
+    report = check_table(engine)
+    assert report.usable
+    assert len(report.narrowed) == 1
+    assert report.narrowed[0].startswith("outputConvergenceRatio: INTEGER")
+    engine.dispose()
+
+
 def _plan(engine: sa.Engine, stmt: sa.Select[Any]) -> str:
     sql = str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
     with engine.connect() as conn:

@@ -197,6 +197,9 @@ def _check(settings: Settings) -> int:
                 print("  ! missing columns: "
                       + ", ".join(report.missing_required + report.missing_optional))
                 problems += 1
+            for problem in report.narrowed:
+                print(f"  ! {problem}")
+                problems += 1
             if not report.status_indexed:
                 ddl = status_index_ddl(manager.repository.engine, manager.repository.job_class)
                 print(f"  ! no index on Job.status: every cycle reads the whole table; "
@@ -242,7 +245,9 @@ def _run(manager: JobManager, *, once: bool) -> int:
         stop.set()
         manager.stop()
 
-    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    # SIGHUP stops cleanly too (a service manager restarts the daemon to reload settings)
+    previous = {s: signal.signal(s, handle)
+                for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         log.info("manager running every %.0f s (destinations: %s)", manager.interval,
                  ", ".join(manager.destinations))

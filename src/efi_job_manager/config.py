@@ -845,7 +845,7 @@ def _optional(conv: _Conv) -> _Conv:
     return optional
 
 
-def _duration(*, positive: bool) -> _Conv:
+def _duration(*, positive: bool, minimum: float = 0.0) -> _Conv:
     def conv(ld: _Loader, path: _KeyPath, value: Any) -> float:
         try:
             seconds = parse_duration(value)
@@ -853,6 +853,9 @@ def _duration(*, positive: bool) -> _Conv:
             raise ld.invalid(path, value, _DURATION_EXPECTED) from None
         if positive and seconds <= 0:
             raise ld.invalid(path, value, "a duration > 0")
+        if seconds < minimum:
+            raise ld.invalid(path, value, f"a duration of at least {minimum:g} s (a shorter "
+                                          f"one takes a slow start for a lost job)")
         return seconds
 
     return conv
@@ -970,8 +973,8 @@ _MANAGER_FIELDS: Final[Mapping[str, _Conv]] = {
     "max_running_jobs_per_user": _optional(_integer(1)),
     "max_running_jobs_per_pipeline": _table_of(_integer(1)),
     "dry_run": _boolean,
-    "submit_grace": _duration(positive=False),
-    "lost_grace": _duration(positive=False),
+    "submit_grace": _duration(positive=False, minimum=60.0),
+    "lost_grace": _duration(positive=False, minimum=60.0),
     "cancel_window": _duration(positive=False),
     "claim_batch": _integer(1),
     "default_destination": _string,

@@ -229,6 +229,7 @@ class JobManager:
         self._destination_of: dict[int, str] = {}
         self._closers: list[Callable[[], object]] = []
         self.faults = SiteFaults(log, first=max(2 * interval, 60.0))
+        self._statuses_checked = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, dry_run: bool | None = None,
@@ -289,9 +290,10 @@ class JobManager:
         """Run cycles every ``interval`` seconds until `stop` (or ``stop`` is set).
 
         A cycle that fails as a whole (the database is down) is retried with an
-        exponential backoff capped at ten intervals.
+        exponential backoff from a few seconds up to one interval, so an outage's end
+        is noticed within an interval.
         """
-        backoff = Backoff(min(self.interval, 5.0), max(self.interval * 10, 60.0))
+        backoff = Backoff(min(self.interval, 5.0), self.interval)
         while not self._stopped(stop):
             report = self.run_once()
             if on_cycle is not None:
@@ -327,6 +329,8 @@ class JobManager:
     def run_once(self) -> CycleReport:
         """Run one cycle and return what changed. Never raises for a job's or a cluster's fault."""
         cycle = _Cycle(now=self.clock())
+        if not self._statuses_checked:
+            self._warn_unknown_statuses()
         steps: Sequence[Callable[[_Cycle], None]] = (
             self._propagate_cancellations, self._recover, self._poll, self._submit_new)
         for step in steps:
@@ -351,6 +355,21 @@ class JobManager:
                      len(report.failed), len(report.cancelled), len(report.recovered),
                      report.running, f", {len(report.errors)} errors" if report.errors else "")
         return report
+
+    def _warn_unknown_statuses(self) -> None:
+        """Say once, at the first cycle that reaches the database, which rows are left alone."""
+        try:
+            counts = self.repository.counts_by_status()
+        except SQLAlchemyError:
+            return
+        self._statuses_checked = True
+        known = {s.value for s in Status}
+        unknown = {k: n for k, n in counts.items() if k not in known}
+        if unknown:
+            log.warning("rows with a status this manager does not know are left alone: %s "
+                        "(EFI-Web's statuses: %s)",
+                        ", ".join(f"{k!r} ({n})" for k, n in sorted(unknown.items())),
+                        ", ".join(sorted(known)))
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -9,13 +9,14 @@ runs for a development database, and it refuses to touch a table that exists.
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Mapping
+from typing import Any, cast
 
 import attrs
-from sqlalchemy import Engine, Index, Table, inspect
+from sqlalchemy import Engine, Float, Index, Integer, String, Table, inspect
 from sqlalchemy.schema import CreateIndex
 
-from efi_job_manager.models import REQUIRED_COLUMNS, Job
+from efi_job_manager.models import REQUIRED_COLUMNS, Job, column_meta
 
 __all__ = ["TableExists", "TableReport", "check_table", "create_tables", "status_index_ddl"]
 
@@ -36,6 +37,8 @@ class TableReport:
         extra: Columns of the table the mapping does not know (harmless).
         status_indexed: Whether some index starts with ``status``; without one a
             cycle's cost grows with the number of rows.
+        narrowed: ``column: why`` for columns whose type in the table cannot hold what
+            the product writes there (a ratio in an INTEGER column would be truncated).
     """
 
     exists: bool
@@ -43,6 +46,7 @@ class TableReport:
     missing_optional: tuple[str, ...] = ()
     extra: tuple[str, ...] = ()
     status_indexed: bool = False
+    narrowed: tuple[str, ...] = ()
 
     @property
     def usable(self) -> bool:
@@ -86,7 +90,8 @@ def check_table(engine: Engine, job_class: type[Job] = Job) -> TableReport:
     inspector = inspect(engine)
     if not inspector.has_table(table.name):
         return TableReport(exists=False)
-    present = {c["name"] for c in inspector.get_columns(table.name)}
+    reflected = {c["name"]: c["type"] for c in inspector.get_columns(table.name)}
+    present = set(reflected)
     mapped = {c.name for c in table.columns}
     missing = sorted(mapped - present)
     indexes = inspector.get_indexes(table.name)
@@ -98,4 +103,23 @@ def check_table(engine: Engine, job_class: type[Job] = Job) -> TableReport:
         missing_optional=tuple(c for c in missing if c not in REQUIRED_COLUMNS),
         extra=tuple(sorted(present - mapped)),
         status_indexed=status_indexed,
+        narrowed=tuple(_narrowed(table, reflected)),
     )
+
+
+def _narrowed(table: Table, reflected: Mapping[str, Any]) -> list[str]:
+    """Columns whose type in the table is narrower than the mapping's (for updates)."""
+    out = []
+    for column in table.columns:
+        actual = reflected.get(column.name)
+        if actual is None or not column_meta(column).updatable:
+            continue
+        wanted = column.type
+        if isinstance(wanted, Float) and isinstance(actual, Integer):
+            out.append(f"{column.name}: {actual} in the table, but EST's value is a fraction "
+                       f"(it would be stored truncated)")
+        elif isinstance(wanted, String) and isinstance(actual, String) \
+                and wanted.length and actual.length and actual.length < wanted.length:
+            out.append(f"{column.name}: {actual} in the table, shorter than "
+                       f"{wanted.length} characters")
+    return out
