@@ -327,10 +327,10 @@ def test_parse_duration_refuses_booleans() -> None:
 
 def test_durations_in_the_file(write_config: WriteConfig) -> None:
     """Duration keys take numbers or strings in the file."""
-    text = '[manager]\ninterval = 5\nsubmit_grace = "10m"\nlost_grace = 0.5\ncancel_window = "2d"\n'
+    text = '[manager]\ninterval = 5\nsubmit_grace = "10m"\nlost_grace = 90\ncancel_window = "2d"\n'
     manager = load_text(write_config, text).manager
     assert (manager.interval, manager.submit_grace) == (5.0, 600.0)
-    assert (manager.lost_grace, manager.cancel_window) == (0.5, 172800.0)
+    assert (manager.lost_grace, manager.cancel_window) == (90.0, 172800.0)
 
 
 def test_interval_must_be_positive(write_config: WriteConfig) -> None:

@@ -17,16 +17,20 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from engine_site import Site, fasta_job, make_site
+from reliability import RecordProperty, record
 
 from efi_job_manager.events import EventKind
 from efi_job_manager.manager import Destination
 from efi_job_manager.repository import make_engine
 
-JOBS = 48
+JOBS = 300
 USERS = 6
-LIMIT = 6
-PER_USER = 2
-PER_PIPELINE = 5
+LIMIT = 20
+PER_USER = 5
+PER_PIPELINE = 16
+#: A pipeline that runs a while and writes what the stand-in would: cheaper than the
+#: stand-in (a shell, not a Python), so that 300 jobs stay quick on two cores.
+PIPELINE = ("sh", "-c", "sleep 0.5 && echo '{{\"num_ids\": 2}}' > stats.json")
 
 
 @pytest.fixture
@@ -36,7 +40,7 @@ def site(tmp_path: Path, database_url: str) -> Iterator[Site]:
 
 
 def test_limits_hold_across_managers_and_each_job_is_submitted_once(
-        site: Site, database_backend: str) -> None:
+        site: Site, database_backend: str, record_property: RecordProperty) -> None:
     """Global, per-user and per-pipeline limits hold at every sample; no job runs twice."""
     managers = 2 if database_backend == "sqlite" else 3
     site.insert(*(fasta_job(i, user_id=1 + i % USERS) for i in range(1, JOBS + 1)))
@@ -65,15 +69,15 @@ def test_limits_hold_across_managers_and_each_job_is_submitted_once(
             failures.append(exc)
 
     for _ in range(managers):
-        connector = site.connector(EFI_STANDIN_DELAY="0.3")
-        site.manager(destinations={"default": Destination("default", connector)},
+        site.manager(destinations={"default": Destination("default", site.connector())},
+                     command=PIPELINE,
                      max_running_jobs=LIMIT, max_running_jobs_per_user=PER_USER,
                      max_running_jobs_per_pipeline={"est": PER_PIPELINE}, submit_grace=3600)
     threads = [threading.Thread(target=sample)] + [
         threading.Thread(target=run, args=(i,)) for i in range(managers)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline:
             with engine.connect() as conn:
@@ -87,9 +91,15 @@ def test_limits_hold_across_managers_and_each_job_is_submitted_once(
         for thread in threads:
             thread.join(timeout=60)
         engine.dispose()
+    started = Counter(e.job_id for e in site.events if e.kind is EventKind.STARTED)
+    failed = sum(e.kind is EventKind.FAILED for e in site.events)
+    record(record_property, backend=database_backend, connector="local", jobs=JOBS,
+           submissions=sum(started.values()), twice=sum(n > 1 for n in started.values()),
+           lost=JOBS - done - failed, falsely_failed=failed,
+           max_running=max((total for total, _ in samples), default=0),
+           limit=min(LIMIT, PER_PIPELINE))
     assert not failures
     assert done == JOBS
-    started = Counter(e.job_id for e in site.events if e.kind is EventKind.STARTED)
     assert set(started) == set(range(1, JOBS + 1))
     assert max(started.values()) == 1
     assert samples

@@ -12,9 +12,7 @@ Every test uses fresh random job ids, so the scheduler names ``efi-<id>`` are ne
 from __future__ import annotations
 
 import json
-import os
 import random
-import shlex
 import shutil
 import subprocess
 import sys
@@ -28,6 +26,7 @@ from typing import Any
 import attrs
 import pytest
 import sqlalchemy as sa
+from slurm_lab import CLUSTER_SH, ROOT, lab_environment, new_ids, slurm_jobs
 
 from efi_connector_slurm import SlurmConnector
 from efi_job_manager import retry
@@ -38,10 +37,6 @@ from efi_job_manager.repository import JobRepository, make_engine
 from efi_job_manager.schema import create_tables
 from efi_job_manager.status import SchedulerState, Status
 
-ROOT = Path(__file__).resolve().parents[1]
-CLUSTER_SH = ROOT / "tests" / "slurm" / "cluster.sh"
-LAB_DIR = Path(os.environ.get("EFI_SLURM_LAB", "/tmp/efi-slurm-lab"))
-UP_HINT = "the Slurm lab is not up: run `tests/slurm/cluster.sh up` (as root) first"
 FASTA = ">sp|P0A9Q7|ADHE_ECOLI\nMAVTNVAELNALVERVKKAQ\n>sp|P0A9Q8|ADHE_ECO57\nMAVTNVAELNAL\n"
 #: The stand-in as efijm can run it (see the module docstring).
 SSH_STANDIN_COMMAND = (
@@ -50,23 +45,9 @@ SSH_STANDIN_COMMAND = (
 )
 
 
-def read_env_sh(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export ") and "=" in line:
-            name, _, value = line.removeprefix("export ").partition("=")
-            values[name] = shlex.split(value)[0] if value else ""
-    return values
-
-
 @pytest.fixture(scope="module")
 def lab_env() -> dict[str, str]:
-    status = subprocess.run([str(CLUSTER_SH), "status"], capture_output=True, text=True,
-                            timeout=600, env={**os.environ, "EFI_SLURM_LAB": str(LAB_DIR)},
-                            check=False)
-    if status.returncode != 0:
-        pytest.fail(f"{UP_HINT}\n{status.stdout}{status.stderr}", pytrace=False)
-    return {**os.environ, **read_env_sh(LAB_DIR / "env.sh")}
+    return lab_environment()
 
 
 class Clock:
@@ -176,15 +157,7 @@ class Site:
 
     def names(self, job_id: int) -> set[str]:
         """Every Slurm job id named for this job (``efi-<job_id>-<claim>``) in squeue or sacct."""
-        text = self.slurm(["squeue", "--noheader", "--states=all", "--format=%i|%j"])
-        text += self.slurm(["sacct", "-X", "--noheader", "--parsable2",
-                            "--format=JobID,JobName", "--starttime", "now-1days"])
-        ids = set()
-        for line in text.splitlines():
-            sid, _, name = line.strip().partition("|")
-            if name == f"efi-{job_id}" or name.startswith(f"efi-{job_id}-"):
-                ids.add(sid)
-        return ids
+        return set(slurm_jobs(self.env, job_id))
 
 
 @pytest.fixture
@@ -210,11 +183,6 @@ def site(tmp_path: Path, lab_env: dict[str, str]) -> Iterator[Site]:
                 shutil.rmtree(directory, ignore_errors=True)
     if ids:
         s.slurm(["scancel", *ids], check=False)
-
-
-def new_ids(count: int = 1) -> list[int]:
-    """Job ids the lab has never seen, so that ``efi-<id>`` names are unique."""
-    return random.sample(range(10**8, 10**9), count)
 
 
 def run_until(manager: JobManager, done: Callable[[], bool], timeout: float = 90.0,

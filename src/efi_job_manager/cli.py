@@ -249,7 +249,7 @@ def _run(manager: JobManager, *, once: bool) -> int:
     previous = {s: signal.signal(s, handle)
                 for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
-        log.info("manager running every %.0f s (destinations: %s)", manager.interval,
+        log.info("manager running every %g s (destinations: %s)", manager.interval,
                  ", ".join(manager.destinations))
         manager.run_forever(stop)
     finally:

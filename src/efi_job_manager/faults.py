@@ -5,17 +5,23 @@ exit). A directory missing, unwritable or full, a pipeline command that cannot b
 run, a database, scheduler or transport that does not answer: those are the
 site's. The manager leaves the jobs as they are (a claimed job goes back to
 ``new``), says so once, and carries on by itself when the fault clears.
+
+`reached` marks the named steps of a cycle (`STEPS`) where the crash tests kill
+the manager; it does nothing unless ``EFI_FAULT_KILL_AT`` is set.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Final
 
-__all__ = ["SiteFault", "SiteFaults", "probe_readable_dir", "probe_writable_dir"]
+__all__ = ["STEPS", "SiteFault", "SiteFaults", "probe_readable_dir", "probe_writable_dir",
+           "reached"]
 
 
 class SiteFault(Exception):
@@ -103,3 +109,41 @@ class SiteFaults:
     def active(self, key: str) -> str | None:
         """The fault of ``key`` in force, if any."""
         return self._messages.get(key)
+
+
+#: The named steps of a cycle where a test can kill the manager (``EFI_FAULT_KILL_AT``).
+STEPS: Final = (
+    "claimed",           # a new job moved to running, nothing staged yet
+    "staged",            # params and inputs written, the connector not yet called
+    "prepared",          # the connector staged the job where it runs, not yet submitted
+    "submitted",         # the scheduler took the job, its id not yet stored
+    "id-stored",         # the id stored, the destination note not yet written
+    "polled",            # statuses read, none handled yet
+    "retrieved",         # results brought back, stats.json not yet read
+    "finished",          # the row is finished, the event not yet sent
+    "failure-recorded",  # failure.json written, the row not yet failed
+    "cancel-sent",       # the scheduler asked to cancel, not yet recorded
+    "taken-over",        # recovery took a job over, not yet looked up
+    "adopted",           # recovery stored a found submission's id, not yet noted
+)
+
+_KILL_AT: Final = os.environ.get("EFI_FAULT_KILL_AT", "")
+_reached: dict[str, int] = {}
+
+
+def reached(step: str) -> None:
+    """Mark a named step of a cycle; inert unless ``EFI_FAULT_KILL_AT`` names it.
+
+    ``EFI_FAULT_KILL_AT=<step>`` (or ``<step>:<n>``, the n-th time) makes the process
+    kill itself with SIGKILL there: the crash tests use it to stop a manager between
+    any two steps, as a power cut would.
+    """
+    if not _KILL_AT:
+        return
+    name, _, nth = _KILL_AT.partition(":")
+    if name != step:
+        return
+    _reached[step] = _reached.get(step, 0) + 1
+    if _reached[step] >= int(nth or 1):
+        logging.getLogger(__name__).warning("EFI_FAULT_KILL_AT: killing myself at %s", step)
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -47,7 +47,13 @@ from efi_job_manager.connector import (
 )
 from efi_job_manager.discovery import load_connector
 from efi_job_manager.events import EventBus, EventKind, JobEvent
-from efi_job_manager.faults import SiteFault, SiteFaults, probe_readable_dir, probe_writable_dir
+from efi_job_manager.faults import (
+    SiteFault,
+    SiteFaults,
+    probe_readable_dir,
+    probe_writable_dir,
+    reached,
+)
 from efi_job_manager.jobdir import JobDirectory, UnsafeJobDirectory
 from efi_job_manager.models import Job, load_job_model
 from efi_job_manager.pipelines import Catalogue, EfiDatabases, JobInputError, PreparedJob
@@ -458,6 +464,7 @@ class JobManager:
                                                 **details)
         except (OSError, UnsafeJobDirectory) as exc:
             log.error("job %s: cannot write failure.json: %s", job.id, exc)
+        reached("failure-recorded")
         if self.repository.transition(job.id, from_, Status.FAILED):
             cycle.failed.append((job.id, reason))
             self._event(EventKind.FAILED, job, reason)
@@ -493,6 +500,7 @@ class JobManager:
                 cycle.errors.append(f"cancelling {', '.join(ids)} on {name}: {exc}")
                 log.warning("destination %s: cannot cancel %s: %s", name, ids, exc)
                 continue
+            reached("cancel-sent")
             for job, sid in group:
                 claim = self.job_dir(job.id).claim_of(job.uuid)
                 marker = sid if job.schedulerJobId is not None else f"claim {claim}"
@@ -527,6 +535,7 @@ class JobManager:
             if not self.repository.take_over(job):
                 cycle.lost_races.append(job.id)
                 continue
+            reached("taken-over")
             destination = self.destination_of(job)
             claim = self.job_dir(job.id).claim_of(job.uuid)
             try:
@@ -560,7 +569,11 @@ class JobManager:
         if not won:
             cycle.lost_races.append(job.id)
             return
-        self.job_dir(job.id).record_destination(destination.name, keep)
+        reached("adopted")
+        try:  # the id is in the table; the note only saves a lookup
+            self.job_dir(job.id).record_destination(destination.name, keep)
+        except (OSError, UnsafeJobDirectory) as exc:
+            log.warning("job %s: cannot note its scheduler id in its directory: %s", job.id, exc)
         log.warning("job %s: adopted scheduler job %s on %s found by name", job.id, keep,
                     destination.name)
         cycle.recovered.append(job.id)
@@ -594,6 +607,7 @@ class JobManager:
                 log.warning("destination %s: cannot get the status of %d jobs: %s",
                             name, len(ids), exc)
                 continue
+            reached("polled")
             for job in group:
                 if self._stop.is_set():
                     return
@@ -689,6 +703,7 @@ class JobManager:
             log.exception("job %s: retrieving results failed; trying again next cycle", job.id)
             cycle.errors.append(f"results of job {job.id}: {exc}")
             return
+        reached("retrieved")
         columns = self.catalogue.result_columns(job.job_type)
         try:
             stats = read_stats(job_dir) if columns else {}
@@ -701,6 +716,7 @@ class JobManager:
             return
         completion = self.repository.complete(job, Status.FINISHED, update.columns)
         if completion.won:
+            reached("finished")
             cycle.finished.append(job.id)
             log.info("job %s (%s) finished: %s", job.id, job.job_type,
                      ", ".join(f"{k}={v}" for k, v in sorted(update.columns.items())) or
@@ -756,6 +772,7 @@ class JobManager:
             claimed = self.repository.claim_new(1, gate=gate)
             if not claimed:
                 return
+            reached("claimed")
             try:
                 self._start(cycle, claimed[0])
             except SQLAlchemyError:
@@ -890,8 +907,10 @@ class JobManager:
         jd.record_destination(destination.name)
         spec = self._spec(job, prepared, claim)
         connector = destination.connector
+        reached("staged")
         try:
             params_path = connector.prepare_job_environment(spec)
+            reached("prepared")
             scheduler_id = connector.submit_job(spec, params_path)
         except PermanentError as exc:
             self._fail(cycle, job, Status.RUNNING, f"submission refused: {exc}")
@@ -902,6 +921,7 @@ class JobManager:
             log.warning("job %s: not submitted (%s: %s); it will be recovered after %.0f s",
                         job.id, type(exc).__name__, exc, self.submit_grace)
             return False
+        reached("submitted")
         try:
             won = self.repository.set_scheduler_id(job.id, scheduler_id)
         except InvalidSchedulerId as exc:
@@ -914,6 +934,7 @@ class JobManager:
             self._cancel_quietly(destination, [scheduler_id])
             cycle.lost_races.append(job.id)
             return False
+        reached("id-stored")
         try:  # the id is in the table; the note only saves a lookup
             jd.record_destination(destination.name, scheduler_id)
         except (OSError, UnsafeJobDirectory) as exc:
