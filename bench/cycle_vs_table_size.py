@@ -18,41 +18,20 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from instant import InstantConnector
 
-from efi_job_manager.connector import BaseConnector, JobSpec, SchedulerStatus
 from efi_job_manager.manager import Destination, JobManager
 from efi_job_manager.models import Job
 from efi_job_manager.pipelines import Catalogue
 from efi_job_manager.repository import JobRepository, make_engine
 from efi_job_manager.schema import create_tables
-from efi_job_manager.status import SchedulerState
 
 RUNNING = 100
 T0 = datetime(2026, 1, 1)
-
-
-class InstantConnector(BaseConnector):
-    """Answers at once that every job is still running: the cycle's cost is ours alone."""
-
-    def prepare_job_environment(self, spec: JobSpec) -> str:
-        return str(spec.job_dir / "params.json")
-
-    def submit_job(self, spec: JobSpec, params_path: str) -> str:
-        return str(spec.job_id)
-
-    def get_job_status(self, scheduler_id: str) -> SchedulerStatus:
-        return SchedulerStatus(SchedulerState.RUNNING)
-
-    def get_job_statuses(self, scheduler_ids: Iterable[str]) -> Mapping[str, SchedulerStatus]:
-        return {i: SchedulerStatus(SchedulerState.RUNNING) for i in scheduler_ids}
-
-    def retrieve_job_results(self, spec: JobSpec) -> Path:
-        return spec.job_dir
 
 
 def rows(start: int, count: int, status: str) -> list[dict[str, object]]:

@@ -103,8 +103,12 @@ def test_claim_returns_job_type_classes_with_their_columns(repo: JobRepository) 
 
 
 def test_claim_respects_accept_predicate(repo: JobRepository) -> None:
-    """A candidate the predicate refuses stays new; later candidates are still considered."""
-    repo.insert([row(1, user_id=7), row(2, user_id=8), row(3, user_id=7)])
+    """A candidate the predicate refuses stays new; later candidates are still considered.
+
+    The predicate sees the oldest new job of each (user, job type): a refused user's
+    younger jobs are not offered at all.
+    """
+    repo.insert([row(1, user_id=7), row(2, user_id=8), row(3, user_id=7), row(4, user_id=8)])
     seen: list[CandidateJob] = []
 
     def accept(candidate: CandidateJob) -> bool:
@@ -112,9 +116,26 @@ def test_claim_respects_accept_predicate(repo: JobRepository) -> None:
         return candidate.user_id != 7
 
     claimed = repo.claim_new(5, gate=lambda counts: accept)
-    assert [j.id for j in claimed] == [2]
-    assert [c.id for c in seen] == [1, 2, 3]
-    assert status_of(repo, 1) == "new"
+    assert [j.id for j in claimed] == [2, 4]
+    assert {c.id for c in seen} == {1, 2, 3, 4}
+    assert status_of(repo, 1) == status_of(repo, 3) == "new"
+
+
+def test_one_users_backlog_holds_no_other_user_back(repo: JobRepository) -> None:
+    """3,000 queued jobs of a user at their limit: the next user's job is claimed first."""
+    with repo.engine.begin() as conn:
+        conn.execute(Job.__table__.insert(), [row(i, user_id=7) for i in range(1, 3001)])
+    repo.insert([row(3001, user_id=8, created=T0 + timedelta(days=1)),
+                 row(3002, "gnt_gnn", user_id=7, created=T0 + timedelta(days=2))])
+    offered: list[int] = []
+
+    def accept(candidate: CandidateJob) -> bool:
+        offered.append(candidate.id)
+        return candidate.user_id != 7 or candidate.job_type == "gnt_gnn"
+
+    claimed = repo.claim_new(2, gate=lambda counts: accept)
+    assert [j.id for j in claimed] == [3001, 3002]
+    assert len(offered) < 20  # the oldest few, then one per (user, job type)
 
 
 def test_unknown_job_types_are_not_claimed_but_reported(repo: JobRepository) -> None:

@@ -192,7 +192,6 @@ class JobRepository:
         self._classes = job_classes(job_class)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         _sqlite_transactions(engine)
-        self._skip_locked = engine.dialect.name in ("postgresql", "mysql", "mariadb")
         # MySQL/MariaDB compare text by collation ('NEW' = 'new ' = 'new'); EFI-Web's
         # strings are compared byte for byte, so a variant never passes for a known value
         self._binary = engine.dialect.name in ("mysql", "mariadb")
@@ -343,8 +342,7 @@ class JobRepository:
 
     # -- writing -------------------------------------------------------------------
 
-    def claim_new(self, limit: int, *, gate: Gate | None = None,
-                  scan: int | None = None) -> list[Job]:
+    def claim_new(self, limit: int, *, gate: Gate | None = None) -> list[Job]:
         """Move up to ``limit`` ``new`` jobs to ``running``, oldest first, and return them.
 
         Counting and claiming happen under one lock for every manager on the
@@ -357,30 +355,39 @@ class JobRepository:
         Args:
             limit: Most jobs to claim.
             gate: Given the running counts read under the lock, returns the predicate
-                that decides each candidate in order (False leaves it ``new``).
-            scan: How many candidates to look at (default ``4 * limit``).
+                that decides each candidate in order (False leaves it ``new``). It may
+                decide by the candidate's user and job type only: when the oldest few are
+                all held back, the candidates are the oldest ``new`` row of each (user,
+                job type), so one user's ten thousand queued jobs hold no other user's
+                back.
         """
         if limit <= 0:
             return []
-        candidates_stmt = self._candidates(scan or 4 * limit)
+        oldest, heads = self._candidates(scan=4), self._candidates()
         table = self._table
         claimed: list[int] = []
         with self._claim_lock() as conn:
             now = self.clock()
             accept = gate(self._running_counts(conn)) if gate is not None else None
-            for row in conn.execute(candidates_stmt).all():
+            for _ in range(2 * limit):  # a lost compare-and-set (a cancel) costs a round
                 if len(claimed) >= limit:
                     break
-                candidate = CandidateJob(int(row.id), str(row.job_type), row.user_id,
-                                         row.timeCreated)
-                if accept is not None and not accept(candidate):
-                    continue
+                # the oldest few usually hold the pick; when all of them are held back,
+                # the oldest of each (user, job type) is read: one per pair, not all rows
+                for stmt in (oldest, heads):
+                    candidates = (CandidateJob(int(r.id), str(r.job_type), r.user_id,
+                                               r.timeCreated) for r in conn.execute(stmt))
+                    pick = next((c for c in candidates if accept is None or accept(c)), None)
+                    if pick is not None:
+                        break
+                else:
+                    break
                 result = conn.execute(
                     update(table)
-                    .where(table.c.id == candidate.id, self._eq(table.c.status, Status.NEW.value))
+                    .where(table.c.id == pick.id, self._eq(table.c.status, Status.NEW.value))
                     .values(status=Status.RUNNING.value, timeStarted=now, schedulerJobId=None))
                 if result.rowcount == 1:
-                    claimed.append(candidate.id)
+                    claimed.append(pick.id)
         if not claimed:
             return []
         return self._load(lambda e, s: s.where(e.id.in_(claimed)).order_by(e.id))
@@ -422,23 +429,31 @@ class JobRepository:
             select(table.c.job_type, func.count()).where(running).group_by(table.c.job_type))}
         return RunningCounts(sum(by_user.values()), by_user, by_type)
 
-    def _candidates(self, scan: int) -> Select[Any]:
+    def _candidates(self, scan: int | None = None) -> Select[Any]:
+        """The ``scan`` oldest new rows of a known type, else each (user, job type)'s oldest."""
         table = self._table
-        stmt = (
-            select(table.c.id, table.c.job_type, table.c.user_id, table.c.timeCreated)
-            .where(self._eq(table.c.status, Status.NEW.value),
-                   self._in(table.c.job_type, sorted(self._classes)))
-            .order_by(table.c.timeCreated, table.c.id)
-            .limit(scan)
-        )
-        return stmt.with_for_update(skip_locked=True) if self._skip_locked else stmt
+        if scan is not None:
+            return (select(table.c.id, table.c.job_type, table.c.user_id, table.c.timeCreated)
+                    .where(self._eq(table.c.status, Status.NEW.value),
+                           self._in(table.c.job_type, sorted(self._classes)))
+                    .order_by(table.c.timeCreated, table.c.id).limit(scan))
+        rank = func.row_number().over(partition_by=(table.c.user_id, table.c.job_type),
+                                      order_by=(table.c.timeCreated, table.c.id))
+        new = (select(table.c.id, table.c.job_type, table.c.user_id, table.c.timeCreated,
+                      rank.label("rank"))
+               .where(self._eq(table.c.status, Status.NEW.value),
+                      self._in(table.c.job_type, sorted(self._classes)))
+               .subquery())
+        return (select(new.c.id, new.c.job_type, new.c.user_id, new.c.timeCreated)
+                .where(new.c.rank == 1).order_by(new.c.timeCreated, new.c.id))
 
     def cycle_queries(self) -> dict[str, Select[Any]]:
         """Return the selects every cycle runs, by name, for query-plan checks and benchmarks."""
         table = self._table
         running = self._eq(table.c.status, Status.RUNNING.value)
         return {
-            "claim": self._candidates(200),
+            "claim": self._candidates(scan=200),
+            "claim_by_pair": self._candidates(),
             "running": select(table.c.id).where(running, table.c.schedulerJobId.is_not(None)),
             "unknown_types": select(table.c.id).where(
                 self._eq(table.c.status, Status.NEW.value),
