@@ -558,3 +558,50 @@ def test_per_pipeline_and_per_destination_limits_hold_back_new_jobs(site: Site) 
     assert report.started == (1, 3, 4)
     assert manager.run_once().started == ()
     assert [site.status(i) for i in (2, 5)] == ["new", "new"]
+
+
+
+class SlowRetrieval(LocalConnector):
+    """A local connector whose retrievals take 100 s by the manager's clock; job 1's takes
+    200 s and fails (a stale NFS handle), every time."""
+
+    def __init__(self, settings: dict[str, Any], clock: Any) -> None:
+        super().__init__(settings)
+        self.clock = clock
+        self.retrieved: list[int] = []
+
+    def retrieve_job_results(self, spec: Any) -> Path:
+        self.retrieved.append(spec.job_id)
+        self.clock.advance(200 if spec.job_id == 1 else 100)
+        if spec.job_id == 1:
+            raise OSError(116, "Stale file handle")
+        return super().retrieve_job_results(spec)
+
+
+def test_a_step_that_runs_over_its_time_leaves_the_rest_to_the_next_cycle(
+        site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    """A poll step past step_timeout stops; the next poll begins with the jobs it missed.
+
+    Job 1's retrieval takes the whole budget and fails every time: without resuming where
+    the last poll stopped, jobs 2 and 3 would never be reached. The start step has a
+    budget of its own: job 4 starts in the cycle whose poll ran over.
+    """
+    site.insert(*(fasta_job(i) for i in (1, 2, 3)))
+    connector = SlowRetrieval({"state_dir": str(site.root / "slow"),
+                               "env": {"EFI_STANDIN_DELAY": "0"}}, site.clock)
+    manager = site.manager(destinations={"default": Destination("default", connector)},
+                           step_timeout=150)
+    assert manager.run_once().started == (1, 2, 3)
+    ids = [str(site.raw(i)["schedulerJobId"]) for i in (1, 2, 3)]
+    deadline = time.monotonic() + 60
+    while not all(s.state.is_terminal for s in connector.get_job_statuses(ids).values()):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    site.insert(fasta_job(4))
+    first = manager.run_once()
+    assert (first.finished, first.started, connector.retrieved) == ((), (4,), [1])
+    assert sum("ran over its 150 s" in r.message for r in caplog.records) == 1
+    second = manager.run_once()
+    assert second.finished == (2, 3)
+    assert connector.retrieved == [1, 2, 3]
+    assert site.status(1) == "running"

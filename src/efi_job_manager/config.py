@@ -7,15 +7,16 @@ overrides, then checks everything. The sections::
     [database]      url, password, echo, model, connect_timeout
     [manager]       interval, results_dir, input_dir, max_running_jobs,
                     max_running_jobs_per_user, max_running_jobs_per_pipeline, dry_run,
-                    submit_grace, lost_grace, cancel_window, claim_batch, default_destination
+                    submit_grace, lost_grace, cancel_window, claim_batch, step_timeout,
+                    default_destination
     [destinations.<name>]  connector, settings (the connector's own table), max_running_jobs
     [routing]       <job_type> = "<destination name>"
     [pipelines]     nextflow, pipeline_dir, config_dir, command, params, overrides
     [notify.email]  smtp, sender, username, password, starttls, recipients, timeout
     log_level       a top-level key
 
-**Durations** (``interval``, ``*_grace``, ``cancel_window``) are a number of seconds or a
-string of number-unit pairs: ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h30m"``, ``"7d"``.
+**Durations** (``interval``, ``*_grace``, ``cancel_window``, ``step_timeout``) are a number
+of seconds or a string of number-unit pairs: ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h30m"``, ``"7d"``.
 
 **Destinations**: without a ``[destinations]`` table there is one, ``default``, using the
 ``local`` connector. A job goes to ``routing[job_type]`` if listed, else to
@@ -335,6 +336,7 @@ class ManagerSettings:
         lost_grace: A job the scheduler no longer knows is declared lost after this.
         cancel_window: How long a cancellation keeps being sent to the scheduler.
         claim_batch: At most this many new jobs are claimed in one cycle.
+        step_timeout: Seconds a step of a cycle may take up jobs before the rest wait.
         default_destination: The destination of job types not listed in ``[routing]``.
     """
 
@@ -349,6 +351,7 @@ class ManagerSettings:
     lost_grace: float = 600.0
     cancel_window: float = 7 * 86400.0
     claim_batch: int = 50
+    step_timeout: float = 600.0
     default_destination: str = "default"
 
 
@@ -977,6 +980,7 @@ _MANAGER_FIELDS: Final[Mapping[str, _Conv]] = {
     "lost_grace": _duration(positive=False, minimum=60.0),
     "cancel_window": _duration(positive=False),
     "claim_batch": _integer(1),
+    "step_timeout": _duration(positive=True),
     "default_destination": _string,
 }
 

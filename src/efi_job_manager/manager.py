@@ -144,6 +144,9 @@ class _Cycle:
     running: int = 0
     unavailable: set[str] = attrs.Factory(set)
     site_fault: str | None = None
+    step: str = ""
+    step_started: datetime | None = None  # by the manager's clock
+    overran: bool = False
 
     def report(self) -> CycleReport:
         return CycleReport(tuple(self.started), tuple(self.finished), tuple(self.failed),
@@ -177,6 +180,9 @@ class JobManager:
         lost_grace: Seconds a scheduler may not know a job before it is declared lost.
         cancel_window: Seconds after which a cancelled job's cancellation is no longer sent.
         claim_batch: Most jobs claimed per cycle.
+        step_timeout: Seconds a step of a cycle (cancel, recover, poll, start) may go on
+            taking up jobs; the jobs it has not reached then wait for the next cycle,
+            and the next cycle's poll begins with them.
         dry_run: Read and report only: write nothing, submit nothing.
         clock: Returns "now" (naive UTC).
         wait: Waits up to the given seconds or until stopped; returns True if stopped.
@@ -201,6 +207,7 @@ class JobManager:
         cancel_window: float = 7 * 86400.0,
         claim_batch: int = 50,
         interval: float = 30.0,
+        step_timeout: float = 600.0,
         dry_run: bool = False,
         clock: Callable[[], datetime] = utcnow,
         wait: Callable[[float], bool] | None = None,
@@ -227,12 +234,14 @@ class JobManager:
         self.cancel_window = cancel_window
         self.claim_batch = claim_batch
         self.interval = interval
+        self.step_timeout = step_timeout
         self.dry_run = dry_run
         self.clock = clock
         self.events = events or EventBus()
         self._stop = threading.Event()
         self._wait = wait or self._stop.wait
         self._destination_of: dict[int, str] = {}
+        self._poll_resume_after = 0  # the last job polled when a poll step ran over
         self._closers: list[Callable[[], object]] = []
         self.faults = SiteFaults(log, first=max(2 * interval, 60.0))
         self._statuses_checked = False
@@ -270,7 +279,7 @@ class JobManager:
             max_running_jobs_per_pipeline=m.max_running_jobs_per_pipeline,
             submit_grace=m.submit_grace, lost_grace=m.lost_grace,
             cancel_window=m.cancel_window, claim_batch=m.claim_batch, interval=m.interval,
-            dry_run=m.dry_run if dry_run is None else dry_run, **overrides)
+            step_timeout=m.step_timeout, dry_run=m.dry_run if dry_run is None else dry_run, **overrides)
         email = settings.notify.email
         if email is not None:
             from efi_job_manager.notify import EmailNotifier  # noqa: PLC0415
@@ -290,6 +299,19 @@ class JobManager:
     def stopping(self) -> bool:
         """Whether `stop` was called."""
         return self._stop.is_set()
+
+    def _halted(self, cycle: _Cycle) -> bool:
+        """Whether the current step takes up no more jobs: stopping, or out of time."""
+        if self._stop.is_set():
+            return True
+        started = cycle.step_started or self.clock()
+        if (self.clock() - started).total_seconds() <= self.step_timeout:
+            return False
+        if not cycle.overran:
+            cycle.overran = True
+            log.warning("cycle step %s ran over its %g s (manager.step_timeout); the jobs it "
+                        "has not reached wait for the next cycle", cycle.step, self.step_timeout)
+        return True
 
     def run_forever(self, stop: threading.Event | None = None,
                     on_cycle: Callable[[CycleReport], None] | None = None) -> None:
@@ -342,6 +364,8 @@ class JobManager:
         for step in steps:
             if self._stop.is_set():
                 break
+            cycle.step, cycle.step_started = step.__name__.strip("_"), self.clock()
+            cycle.overran = False
             try:
                 step(cycle)
             except _CycleAborted as exc:
@@ -477,6 +501,8 @@ class JobManager:
         jobs = self.repository.cancelled_to_propagate(since(cycle.now, self.cancel_window))
         todo: dict[str, list[tuple[Job, str]]] = {}
         for job in jobs:
+            if self._halted(cycle):
+                break
             jd = self.job_dir(job.id)
             if job.schedulerJobId is None:
                 # claimed, maybe submitted, but the id never stored (a crash): look it up
@@ -527,7 +553,7 @@ class JobManager:
         stale = self.repository.running_without_scheduler_id(
             since(cycle.now, self.submit_grace))
         for job in stale:
-            if self._stop.is_set():
+            if self._halted(cycle):
                 return
             if self.dry_run:
                 cycle.planned.append(PlannedAction(job.id, "recover", self.route(job.job_type)))
@@ -591,7 +617,11 @@ class JobManager:
 
     def _poll(self, cycle: _Cycle) -> None:
         jobs = self.repository.running_jobs()
+        # after a poll that ran over, the jobs it did not reach go first
+        jobs.sort(key=lambda j: (j.id <= self._poll_resume_after, j.id))
+        self._poll_resume_after = 0
         running = {job.id for job in jobs}
+        last_polled = 0
         self._destination_of = {k: v for k, v in self._destination_of.items() if k in running}
         by_destination: dict[str, list[Job]] = {}
         for job in jobs:
@@ -609,8 +639,11 @@ class JobManager:
                 continue
             reached("polled")
             for job in group:
-                if self._stop.is_set():
+                if self._halted(cycle):
+                    if cycle.overran:
+                        self._poll_resume_after = last_polled
                     return
+                last_polled = job.id
                 status = statuses.get(str(job.schedulerJobId)) or SchedulerStatus.unknown(
                     reason="the connector did not report this job")
                 try:
@@ -767,7 +800,7 @@ class JobManager:
         # One claim at a time: a destination that fails a submission is left alone for the
         # rest of the cycle, so no more jobs are claimed for it only to wait for recovery.
         for _ in range(free):
-            if self._stop.is_set() or cycle.site_fault:
+            if self._halted(cycle) or cycle.site_fault:
                 return
             claimed = self.repository.claim_new(1, gate=gate)
             if not claimed:
