@@ -390,3 +390,31 @@ def test_a_slurm_job_never_gets_the_managers_secrets(site: Site,
     assert "SLURM_JOB_ID=" in seen
     assert "s3cret" not in seen
     assert "EFI_JOB_MANAGER_" not in seen
+
+
+@pytest.mark.parametrize("mode", ["local", "ssh"])
+def test_check_site_finds_missing_executables_and_paths_where_sbatch_runs(
+        site: Site, mode: str) -> None:
+    """Through the transport (ssh: as efijm on the lab), names arrive whole, quotes and all."""
+    scratch = Path(site.env["EFI_SLURM_SCRATCH"]) / f"check-{random.getrandbits(32):x}"
+    odd = scratch / "a dir with 'quotes' and $HOME"
+    odd.mkdir(parents=True)
+    for folder in (scratch, odd):
+        folder.chmod(0o755)
+    plain = scratch / "not-executable"
+    plain.write_text("#!/bin/sh\n")
+    plain.chmod(0o644)
+    connector = site.connector(mode)
+    try:
+        problems = connector.check_site(
+            ["sbatch", "no-such-program-42", "/bin/sh", str(plain)],
+            ["/etc", str(odd), str(odd / "missing; rm -rf x"), "/no/such/efi.config"])
+    finally:
+        shutil.rmtree(scratch)
+    where = connector.transport.description
+    assert problems == [
+        f"no-such-program-42: not an executable on {where} (after env_setup)",
+        f"{plain}: not an executable on {where} (after env_setup)",
+        f"{odd / 'missing; rm -rf x'}: does not exist on {where}",
+        f"/no/such/efi.config: does not exist on {where}",
+    ]

@@ -27,12 +27,12 @@ from efi_job_manager.discovery import (
     ConnectorNotFound,
     available_connectors,
 )
-from efi_job_manager.faults import SiteFault, probe_readable_dir, probe_writable_dir
 from efi_job_manager.manager import CycleReport, JobManager
 from efi_job_manager.models import ModelError
 from efi_job_manager.paramsdiff import compare
 from efi_job_manager.pipelines import CatalogueError, JobInputError
-from efi_job_manager.schema import TableExists, check_table, create_tables, status_index_ddl
+from efi_job_manager.schema import TableExists, create_tables
+from efi_job_manager.sitecheck import check_site
 from efi_job_manager.status import InvalidTransition, Status, UnknownStatus, parse_status
 
 __all__ = ["main"]
@@ -135,7 +135,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "init-db":
         return _init_db(settings)
     if args.command == "check":
-        return _check(settings)
+        return 1 if check_site(settings) else 0
     with _manager(settings, dry_run=getattr(args, "dry_run", None) or None) as manager:
         if args.command == "run":
             return _run(manager, once=args.once)
@@ -173,60 +173,6 @@ def _init_db(settings: Settings) -> int:
         engine.dispose()
     print(f"created the Job table at {settings.database.masked_url}")
     return 0
-
-
-def _check(settings: Settings) -> int:
-    problems = 0
-    print(f"configuration: {settings.config_file or 'built-in defaults'}")
-    print(f"database: {settings.database.masked_url}")
-    manager = JobManager.from_settings(settings)
-    try:
-        report = check_table(manager.repository.engine, manager.repository.job_class)
-        if not report.exists:
-            print("  ! the Job table does not exist (efi-job-manager init-db makes one for "
-                  "development)")
-            problems += 1
-        else:
-            counts = manager.repository.counts_by_status()
-            print("  Job table: " + (", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
-                                     or "empty"))
-            unknown = sorted(k for k in counts if k not in {s.value for s in Status})
-            if unknown:
-                print(f"  ! status strings this manager does not know: {', '.join(unknown)}")
-            if report.missing_required or report.missing_optional:
-                print("  ! missing columns: "
-                      + ", ".join(report.missing_required + report.missing_optional))
-                problems += 1
-            for problem in report.narrowed:
-                print(f"  ! {problem}")
-                problems += 1
-            if not report.status_indexed:
-                ddl = status_index_ddl(manager.repository.engine, manager.repository.job_class)
-                print(f"  ! no index on Job.status: every cycle reads the whole table; "
-                      f"add one: {ddl}")
-        for what, path, probe in (
-                ("the results directory", manager.results_dir, probe_writable_dir),
-                ("the input directory", manager.input_dir, probe_readable_dir)):
-            try:
-                probe(path, what)
-            except SiteFault as exc:
-                print(f"  ! {exc}")
-                problems += 1
-            else:
-                print(f"{what}: {path}: ok")
-        for name, destination in manager.destinations.items():
-            connector = destination.connector
-            try:
-                connector.health_check()
-            except Exception as exc:
-                print(f"destination {name}: {type(connector).__name__}: FAILED: {exc}")
-                problems += 1
-            else:
-                print(f"destination {name}: {type(connector).__name__}: ok")
-    finally:
-        manager.close()
-    print("ok" if not problems else f"{problems} problem(s)")
-    return 0 if not problems else 1
 
 
 def _run(manager: JobManager, *, once: bool) -> int:

@@ -16,7 +16,8 @@ overrides, then checks everything. The sections::
     log_level       a top-level key
 
 **Durations** (``interval``, ``*_grace``, ``cancel_window``, ``step_timeout``) are a number
-of seconds or a string of number-unit pairs: ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h30m"``, ``"7d"``.
+of seconds or a string of number-unit pairs: ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h30m"``,
+``"7d"``.
 
 **Destinations**: without a ``[destinations]`` table there is one, ``default``, using the
 ``local`` connector. A job goes to ``routing[job_type]`` if listed, else to

@@ -277,6 +277,21 @@ class BaseConnector(abc.ABC):
         The default checks nothing.
         """
 
+    def check_site(self, executables: Sequence[str],
+                   paths: Sequence[str]) -> Sequence[str] | None:
+        """Check, where this connector's jobs run, that the site's pipeline can run there.
+
+        ``executables`` are commands (a bare name is looked up on the jobs' ``PATH``,
+        a path must be an executable file); ``paths`` must exist. Both come from the
+        site's configuration (the pipeline command, EST's pipelines and configs, the
+        EFI data), never from a job. ``efi-job-manager check`` calls this.
+
+        Returns:
+            One line per problem (empty: all there), or None when this connector cannot
+            check (the default; ``check`` then says the paths were not checked).
+        """
+        return None
+
     def close(self) -> None:
         """Release connections and other resources. May be called more than once."""
 

@@ -279,7 +279,8 @@ class JobManager:
             max_running_jobs_per_pipeline=m.max_running_jobs_per_pipeline,
             submit_grace=m.submit_grace, lost_grace=m.lost_grace,
             cancel_window=m.cancel_window, claim_batch=m.claim_batch, interval=m.interval,
-            step_timeout=m.step_timeout, dry_run=m.dry_run if dry_run is None else dry_run, **overrides)
+            step_timeout=m.step_timeout, dry_run=m.dry_run if dry_run is None else dry_run,
+            **overrides)
         email = settings.notify.email
         if email is not None:
             from efi_job_manager.notify import EmailNotifier  # noqa: PLC0415

@@ -29,13 +29,14 @@ Job names and reasons come from user data and cluster output: control characters
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import re
 import smtplib
 import ssl
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from efi_job_manager.config import EmailSettings
     from efi_job_manager.repository import JobRepository
 
-__all__ = ["DEFAULT_QUEUE_SIZE", "EmailNotifier", "build_message", "subject_for"]
+__all__ = ["DEFAULT_QUEUE_SIZE", "EmailNotifier", "build_message", "check_smtp", "subject_for"]
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,7 @@ class EmailNotifier:
             self.send(event)
         except Exception as exc:  # the thread must survive anything
             log.warning("notify: mail for job %s %s not sent: %s", event.job_id,
-                        event.kind.value, self._describe(exc))
+                        event.kind.value, _describe(self.settings, exc))
 
     def send(self, event: JobEvent) -> bool:
         """Send the mail about ``event`` now, on the calling thread.
@@ -311,7 +312,7 @@ class EmailNotifier:
                                     [owner] if owner else self.settings.recipients)
         except Exception as exc:
             log.warning("notify: cannot build the mail for job %s %s: %s", event.job_id,
-                        event.kind.value, self._describe(exc))
+                        event.kind.value, _describe(self.settings, exc))
             return False
         return self._transmit(event, message, recipients)
 
@@ -347,15 +348,11 @@ class EmailNotifier:
     def _transmit(self, event: JobEvent, message: EmailMessage, recipients: list[str]) -> bool:
         s = self.settings
         try:
-            with smtplib.SMTP(s.host, s.port, timeout=s.timeout) as smtp:
-                if s.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if s.username:
-                    smtp.login(s.username, s.password or "")
+            with _session(s) as smtp:
                 refused = smtp.send_message(message, from_addr=s.sender, to_addrs=recipients)
         except (OSError, smtplib.SMTPException, ValueError) as exc:
             log.warning("notify: mail for job %s %s not sent via %s: %s", event.job_id,
-                        event.kind.value, s.smtp, self._describe(exc))
+                        event.kind.value, s.smtp, _describe(s, exc))
             return False
         if refused:
             log.warning("notify: %s refused %d of %d recipient(s) of the mail for job %s %s",
@@ -364,16 +361,45 @@ class EmailNotifier:
                  event.kind.value, len(recipients) - len(refused))
         return True
 
-    def _describe(self, exc: BaseException) -> str:
-        text = str(exc) or "no details"
-        if isinstance(exc, TimeoutError) or (
-                isinstance(exc, smtplib.SMTPServerDisconnected) and "timed out" in text):
-            text = f"no answer within {self.settings.timeout:g}s"
-        return f"{type(exc).__name__}: {self._scrub(_one_line(text, 300))}"
-
     def _scrub(self, text: str) -> str:
-        password = self.settings.password
-        return text.replace(password, "***") if password else text
+        return _scrub(self.settings, text)
+
+
+@contextlib.contextmanager
+def _session(settings: EmailSettings) -> Iterator[smtplib.SMTP]:
+    """A connection to the server, upgraded and logged in as the settings say."""
+    with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout) as smtp:
+        if settings.starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if settings.username:
+            smtp.login(settings.username, settings.password or "")
+        yield smtp
+
+
+def check_smtp(settings: EmailSettings) -> str | None:
+    """Connect, upgrade and log in as a mail would, and send nothing: the problem, or None."""
+    try:
+        with _session(settings) as smtp:
+            code, answer = smtp.noop()
+    except (OSError, smtplib.SMTPException, ValueError) as exc:
+        return f"{settings.smtp}: {_describe(settings, exc)}"
+    if code != 250:
+        text = _scrub(settings, answer.decode(errors="replace"))
+        return f"{settings.smtp}: NOOP answered {code} {_one_line(text, 200)}"
+    return None
+
+
+def _describe(settings: EmailSettings, exc: BaseException) -> str:
+    text = str(exc) or "no details"
+    if isinstance(exc, TimeoutError) or (
+            isinstance(exc, smtplib.SMTPServerDisconnected) and "timed out" in text):
+        text = f"no answer within {settings.timeout:g}s"
+    return f"{type(exc).__name__}: {_scrub(settings, _one_line(text, 300))}"
+
+
+def _scrub(settings: EmailSettings, text: str) -> str:
+    password = settings.password
+    return text.replace(password, "***") if password else text
 
 
 def _unique(addresses: Iterable[str]) -> list[str]:

@@ -18,7 +18,7 @@ import math
 import re
 import string
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,6 +40,7 @@ __all__ = [
     "EfiDatabases",
     "JobInputError",
     "PreparedJob",
+    "SiteNeeds",
     "relocate_params",
 ]
 
@@ -181,6 +182,19 @@ _OVERRIDE_KEYS: Final = frozenset({"script", "config", "pipeline_name", "params"
 
 
 @attrs.frozen
+class SiteNeeds:
+    """What a destination must have for its job types' pipelines to run (``check``).
+
+    Attributes:
+        executables: Commands: a bare name is looked up on the jobs' ``PATH``.
+        paths: Files and folders that must exist.
+    """
+
+    executables: tuple[str, ...]
+    paths: tuple[str, ...]
+
+
+@attrs.frozen
 class _Site:
     nextflow: str
     pipeline_dir: Path | None
@@ -278,6 +292,37 @@ class Catalogue:
         if jt is None:
             return job_type
         return self._overrides.get(job_type, _Override()).pipeline or jt.pipeline
+
+    def site_needs(self, job_types: Iterable[str]) -> SiteNeeds:
+        """What the pipelines of ``job_types`` need where they run (for ``check``).
+
+        The command's program; with EST's pipelines (``pipeline_dir`` set) also each
+        workflow and Nextflow config, the ``efi_config`` file and the folder of every
+        other absolute path among the site's params (``fasta_db`` names a BLAST
+        database by its prefix, not a file).
+        """
+        site = self._site
+        executables: dict[str, None] = {}
+        paths: dict[str, None] = {}
+        for job_type in sorted(set(job_types) & set(self._types)):
+            jt = self._types[job_type]
+            if jt.build is None:
+                continue
+            override = self._overrides.get(job_type, _Override())
+            workflow, config = override.workflow or jt.workflow, override.config or jt.config
+            command = self._command(workflow, config, override.pipeline or jt.pipeline,
+                                    Path())
+            executables[command[0]] = None
+            if site.pipeline_dir is not None:
+                paths[str(site.pipeline_dir / workflow)] = None
+            if site.config_dir is not None:
+                paths[str(site.config_dir / config)] = None
+        if site.pipeline_dir is not None and executables:
+            for key, value in sorted(site.params.items()):
+                for item in value.values() if isinstance(value, Mapping) else [value]:
+                    if isinstance(item, str) and item.startswith("/"):
+                        paths[item if key == "efi_config" else str(Path(item).parent)] = None
+        return SiteNeeds(tuple(executables), tuple(paths))
 
     def result_columns(self, job_type: str) -> Mapping[str, str]:
         """Return ``stats.json key → column`` for a job type (empty if unknown)."""

@@ -330,6 +330,14 @@ class JobRepository:
             or_(e.timeCompleted.is_(None), e.timeCompleted >= since),
         ).order_by(e.id))
 
+    def ids_with_status(self, status: str, limit: int = 10) -> list[int]:
+        """Return the ids of up to ``limit`` rows whose status is exactly ``status``."""
+        table = self._table
+        stmt = (select(table.c.id).where(self._eq(table.c.status, status))
+                .order_by(table.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [int(i) for i in conn.execute(stmt).scalars()]
+
     def new_jobs_of_unknown_type(self, limit: int = 100) -> list[UnknownJobRow]:
         """Return ``new`` rows whose ``job_type`` the model does not map."""
         table = self._table

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -375,6 +376,19 @@ class LocalConnector(BaseConnector):
                 continue
             found.append(sid)
         return found
+
+    def check_site(self, executables: Sequence[str], paths: Sequence[str]) -> list[str]:
+        """Check on this machine, with the jobs' ``PATH``, each executable and path."""
+        search = pipeline_environment(self.env, self.env_passthrough).get("PATH", os.defpath)
+        problems = []
+        for command in executables:
+            if os.sep in command:
+                if not (os.path.isfile(command) and os.access(command, os.X_OK)):
+                    problems.append(f"{command}: not an executable file")
+            elif shutil.which(command, path=search) is None:
+                problems.append(f"{command}: not found on the jobs' PATH ({search})")
+        problems += [f"{path}: does not exist" for path in paths if not os.path.exists(path)]
+        return problems
 
     def health_check(self) -> None:
         """Check that the state directory is writable and the interpreter runs the wrapper.

@@ -170,6 +170,20 @@ class _Attempt:
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
+#: Prints ``x:<command>`` for each executable that cannot be run and ``p:<path>`` for
+#: each path that does not exist, of its ``x:``/``p:`` arguments (never job data).
+_CHECK_SITE_SCRIPT = """\
+for item do
+  value=${item#?:}
+  case $item in
+    x:*/*) { [ -f "$value" ] && [ -x "$value" ]; } || echo "$item" ;;
+    x:*) command -v "$value" >/dev/null 2>&1 || echo "$item" ;;
+    p:*) [ -e "$value" ] || echo "$item" ;;
+  esac
+done
+"""
+
+
 class SlurmConnector(BaseConnector):
     """Submit jobs with ``sbatch``, follow them with ``sacct``/``squeue``, cancel with ``scancel``.
 
@@ -693,6 +707,28 @@ class SlurmConnector(BaseConnector):
         )
         changed = {k: v for k, v in scaled.items() if current.get(k) != v}
         return changed or None
+
+    def check_site(self, executables: Sequence[str], paths: Sequence[str]) -> list[str]:
+        """Check, where ``sbatch`` runs (after ``env_setup``), each executable and path.
+
+        The batch script runs on a compute node; a site whose nodes see other files
+        than its login node is not covered by this check.
+        """
+        where = self.transport.description
+        items = [f"x:{command}" for command in executables] + [f"p:{path}" for path in paths]
+        if not items:
+            return []
+        result = self._run(["sh", "-c", _CHECK_SITE_SCRIPT, "sh", *items])
+        if not result.ok:
+            raise TransientError(f"checking paths on {where} failed: {_tail(result)}")
+        problems = []
+        for line in result.stdout.splitlines():
+            kind, _, value = line.partition(":")
+            if kind == "x":
+                problems.append(f"{value}: not an executable on {where} (after env_setup)")
+            elif kind == "p":
+                problems.append(f"{value}: does not exist on {where}")
+        return problems
 
     def health_check(self) -> None:
         """Check that Slurm answers and the configuration fits the cluster.
