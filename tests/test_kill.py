@@ -221,9 +221,9 @@ def lab() -> dict[str, str]:
 
 
 @pytest.fixture
-def slurm_site(tmp_path: Path, lab: dict[str, str]) -> Iterator[Site]:
-    """A site on SQLite whose jobs go to the lab."""
-    yield from make_site(tmp_path, f"sqlite:///{tmp_path / 'efi.db'}")
+def slurm_site(tmp_path: Path, database_url: str, lab: dict[str, str]) -> Iterator[Site]:
+    """A site whose jobs go to the lab, on every backend."""
+    yield from make_site(tmp_path, database_url)
 
 
 def _crash(site: Site, lab: dict[str, str] | None, record_property: RecordProperty) -> Crash:
@@ -235,16 +235,31 @@ def _crash(site: Site, lab: dict[str, str] | None, record_property: RecordProper
 
 
 def _kill_at(crash: Crash, step: str) -> None:
-    if step in RECOVERY_STEPS:  # leave a submission whose id was never stored, past grace
-        crash.run(kill_at="submitted")
-        crash.age_claims(120)
     try:
+        if step in RECOVERY_STEPS:  # leave a submission whose id was never stored, past grace
+            crash.run(kill_at="submitted")
+            crash.age_claims(120)
         crash.run(kill_at=step)
         crash.recover_and_check()
     finally:
-        if crash.lab is not None:  # nothing of this test may keep running on the lab
-            ids = [sid for role in EXPECTED for sid in slurm_jobs(crash.lab, crash.ids[role])]
-            slurm(crash.lab, ["scancel", *ids], check=False)
+        _leave_the_lab_clean(crash)
+
+
+def _kill_at_random(crash: Crash, seed: int) -> None:
+    moments = random.Random(seed).sample([x / 10 for x in range(5, 60)], 4)  # noqa: S311
+    try:
+        for moment in moments:
+            crash.run(kill_after=moment)
+            crash.age_claims(120)
+        crash.recover_and_check()
+    finally:
+        _leave_the_lab_clean(crash)
+
+
+def _leave_the_lab_clean(crash: Crash) -> None:
+    if crash.lab is not None:  # nothing of this test may keep running on the lab
+        ids = [sid for role in EXPECTED for sid in slurm_jobs(crash.lab, crash.ids[role])]
+        slurm(crash.lab, ["scancel", *ids], check=False)
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -257,7 +272,7 @@ def test_killed_at_a_step_with_the_local_connector(
 @pytest.mark.parametrize("step", STEPS)
 def test_killed_at_a_step_with_slurm(slurm_site: Site, lab: dict[str, str], step: str,
                                      record_property: RecordProperty) -> None:
-    """The real Slurm (sbatch, squeue, sacct, scancel) on SQLite, every step."""
+    """The real Slurm (sbatch, squeue, sacct, scancel), every backend, every step."""
     _kill_at(_crash(slurm_site, lab, record_property), step)
 
 
@@ -265,9 +280,10 @@ def test_killed_at_a_step_with_slurm(slurm_site: Site, lab: dict[str, str], step
 def test_killed_again_and_again_at_random_moments(
         site: Site, seed: int, record_property: RecordProperty) -> None:
     """Four kills at random moments in a row, then a recovery: the same guarantees."""
-    crash = _crash(site, None, record_property)
-    moments = random.Random(seed).sample([x / 10 for x in range(5, 60)], 4)  # noqa: S311
-    for moment in moments:
-        crash.run(kill_after=moment)
-        crash.age_claims(120)
-    crash.recover_and_check()
+    _kill_at_random(_crash(site, None, record_property), seed)
+
+
+def test_killed_again_and_again_at_random_moments_with_slurm(
+        slurm_site: Site, lab: dict[str, str], record_property: RecordProperty) -> None:
+    """The same on the real Slurm, every backend."""
+    _kill_at_random(_crash(slurm_site, lab, record_property), 3)

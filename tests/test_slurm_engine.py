@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 import pytest
 import sqlalchemy as sa
+from reliability import RecordProperty, record
 from slurm_lab import CLUSTER_SH, ROOT, lab_environment, new_ids, slurm_jobs
 
 from efi_connector_slurm import SlurmConnector
@@ -290,7 +291,7 @@ def test_a_job_cancelled_in_the_database_is_scancelled(site: Site) -> None:
 
 
 def test_slurmctld_stopped_mid_cycle_changes_no_job_and_the_next_cycles_catch_up(
-        site: Site) -> None:
+        site: Site, record_property: RecordProperty) -> None:
     """slurmctld goes down between a cycle's start and its status call: the running job stays
     running (sacct still answers), the new one is claimed but not submitted and not failed;
     after the restart the running one finishes and the other is recovered and runs."""
@@ -324,8 +325,12 @@ def test_slurmctld_stopped_mid_cycle_changes_no_job_and_the_next_cycles_catch_up
         site.cluster("start", "slurmctld")
     site.clock.advance(120)  # past submit_grace: the second job is recovered
     reports = run_until(manager, lambda: site.status(first) == site.status(second) == "finished")
+    counts = [len(site.names(job_id)) for job_id in (first, second)]
+    record(record_property, backend="sqlite", connector="slurm", jobs=2,
+           submissions=sum(counts), twice=sum(n > 1 for n in counts), lost=0,
+           falsely_failed=sum(site.status(j) == "failed" for j in (first, second)))
     assert second in {j for r in reports for j in r.recovered}
-    assert len(site.names(second)) == 1
+    assert counts == [1, 1]
 
 
 def test_sshd_stopped_changes_no_job_and_the_next_cycles_catch_up(site: Site) -> None:
