@@ -18,6 +18,7 @@ import pytest
 from engine_site import Site, fasta_job, make_site, run_until
 
 from efi_job_manager.cli import main
+from efi_job_manager.est_jobs import JOB_TYPES
 
 
 @pytest.fixture
@@ -109,13 +110,18 @@ def test_a_missing_input_directory_is_not_a_missing_upload(
     run_until(manager, lambda: statuses(site, 1, 2) == ["finished", "finished"])
 
 
-def test_a_pipeline_command_that_does_not_exist_holds_the_destination_back(
+def test_a_pipeline_command_that_cannot_be_run_holds_the_destination_back(
         site: Site, caplog: pytest.LogCaptureFixture) -> None:
-    """Exit 127 is the site's: the job goes back to new, the destination pauses, then resumes."""
+    """Exit 127 is the site's: the job goes back to new, the destination pauses, then resumes.
+
+    The command is found where `check_site` looks (``sh``) but what it runs is not (as on
+    a compute node that lacks what the login node has).
+    """
     nextflow = site.root / "bin" / "nextflow"
     site.insert(fasta_job(1), fasta_job(2))
-    manager = site.manager(command=(str(nextflow), "-m", "efi_job_manager.standin",
-                                    "{pipeline_name}", "{params_file}"))
+    manager = site.manager(command=("sh", "-c", 'exec "$0" "$@"', str(nextflow), "-m",
+                                    "efi_job_manager.standin", "{pipeline_name}",
+                                    "{params_file}"))
     run_until(manager, lambda: statuses(site, 1, 2) == ["new", "new"]
               and any("could not be run" in r.message for r in caplog.records))
     assert not any(e.kind.value == "failed" for e in site.events)
@@ -128,6 +134,36 @@ def test_a_pipeline_command_that_does_not_exist_holds_the_destination_back(
     run_until(manager, lambda: statuses(site, 1, 2) == ["finished", "finished"])
     assert errors_logged(caplog, "could not be run") == 1
     assert any("fixed: destination default" in r.message for r in caplog.records)
+
+
+def test_a_missing_pipeline_file_holds_the_destination_back_before_any_claim(
+        site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    """A workflow of EST missing where jobs run: no job is claimed or failed; once it is
+    there (and the pause has run out) the jobs run."""
+    est = site.root / "EST"
+    for folder in ("pipelines", "conf"):
+        (est / folder).mkdir(parents=True)
+    site.insert(fasta_job(1), fasta_job(2))
+    manager = site.manager(command=("sh", "-c", 'test -f "$0" && exec "$1" "$2" "$3" "$4" "$5"',
+                                    "{pipeline}", sys.executable, "-m",
+                                    "efi_job_manager.standin", "{pipeline_name}",
+                                    "{params_file}"),
+                           pipeline_dir=est / "pipelines", config_dir=est / "conf",
+                           params={"efi_config": str(site.uploads / "ids.txt"),
+                                   "fasta_db": str(site.uploads / "uniprot")})
+    for _ in range(3):
+        report = manager.run_once()
+        assert (report.started, report.failed) == ((), ())
+    assert [site.raw(i)["timeStarted"] for i in (1, 2)] == [None, None]  # never claimed
+    assert errors_logged(caplog, "its pipeline cannot run there") == 1
+    for workflow in {t.workflow for t in JOB_TYPES.values() if t.build is not None}:
+        (est / "pipelines" / workflow).parent.mkdir(parents=True, exist_ok=True)
+        (est / "pipelines" / workflow).write_text("// EST\n")
+    (est / "conf" / "slurm.config").write_text("// EST\n")
+    site.clock.advance(3600)
+    run_until(manager, lambda: statuses(site, 1, 2) == ["finished", "finished"])
+    assert errors_logged(caplog, "its pipeline cannot run there") == 1
+    assert any("fixed: destination default: its pipeline" in r.message for r in caplog.records)
 
 
 def test_check_reports_missing_and_unwritable_directories(

@@ -74,6 +74,9 @@ __all__ = ["CycleReport", "Destination", "JobManager", "PlannedAction"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds between two checks that a destination's pipeline can run there (`check_site`).
+SITE_CHECK_EVERY = 300.0
+
 
 @attrs.define
 class Destination:
@@ -242,6 +245,8 @@ class JobManager:
         self._wait = wait or self._stop.wait
         self._destination_of: dict[int, str] = {}
         self._poll_resume_after = 0  # the last job polled when a poll step ran over
+        self._site_checked: dict[str, datetime] = {}  # destination → its last check_site
+        self._site_missing: set[str] = set()  # destinations paused by check_site
         self._closers: list[Callable[[], object]] = []
         self.faults = SiteFaults(log, first=max(2 * interval, 60.0))
         self._statuses_checked = False
@@ -795,6 +800,7 @@ class JobManager:
             cycle.errors.append(str(exc))
             self.faults.raise_fault("start", str(exc), cycle.now)
             return
+        self._check_destinations(cycle)
         for name in self.destinations:
             if self.faults.paused(name, cycle.now):
                 cycle.unavailable.add(name)
@@ -815,6 +821,40 @@ class JobManager:
                 log.exception("job %s: unexpected error while starting it", claimed[0].id)
                 self._fail(cycle, claimed[0], Status.RUNNING,
                            f"internal error while starting the job: {type(exc).__name__}: {exc}")
+
+    def _check_destinations(self, cycle: _Cycle) -> None:
+        """Now and then, before claiming for a destination, check that its pipeline can run.
+
+        The program, EST's workflows and configs and the EFI data are checked where the
+        jobs run (`BaseConnector.check_site`) at most every `SITE_CHECK_EVERY` seconds, and
+        again whenever a pause for a missing piece has run out; a missing one pauses the
+        destination (a site fault) rather than failing each job that would need it.
+        """
+        for name, destination in self.destinations.items():
+            if self.faults.paused(name, cycle.now):
+                continue
+            last = self._site_checked.get(name)
+            if (last is not None and name not in self._site_missing
+                    and (cycle.now - last).total_seconds() < SITE_CHECK_EVERY):
+                continue
+            self._site_checked[name] = cycle.now
+            needs = self.catalogue.site_needs(
+                t for t in self.catalogue.job_types() if self.route(t) == name)
+            try:
+                missing = destination.connector.check_site(needs.executables, needs.paths)
+            except Exception as exc:  # not knowing is no reason to hold jobs back
+                log.warning("destination %s: cannot check its pipeline's files: %s", name, exc)
+                continue
+            if missing:
+                shown = "; ".join(missing[:5]) + (f"; {len(missing) - 5} more"
+                                                  if len(missing) > 5 else "")
+                message = f"destination {name}: its pipeline cannot run there: {shown}"
+                self._site_missing.add(name)
+                cycle.errors.append(message)
+                self.faults.raise_fault(name, message, cycle.now, pause=True)
+            elif name in self._site_missing:
+                self._site_missing.discard(name)
+                self.faults.clear(name)
 
     def _gate(self, unavailable: set[str]) -> Gate:
         """The limits, applied to the running counts a claim reads under its lock.

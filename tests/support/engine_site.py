@@ -64,12 +64,14 @@ class Site:
 
     def manager(self, *, command: tuple[str, ...] | None = None,
                 destinations: dict[str, Destination] | None = None,
-                **kwargs: Any) -> JobManager:
+                pipeline_dir: Path | None = None, config_dir: Path | None = None,
+                params: dict[str, Any] | None = None, **kwargs: Any) -> JobManager:
         repo = JobRepository(make_engine(self.url), clock=self.clock)
         catalogue = Catalogue.from_settings(
-            pipeline_dir=None, config_dir=None, command=command or STANDIN_COMMAND,
-            params={"efi_config": "/opt/efi.config", "fasta_db": "/db/uniprot"}, overrides={},
-            efi_db=EfiDatabases(default="efi_202406"))
+            pipeline_dir=pipeline_dir, config_dir=config_dir,
+            command=command or STANDIN_COMMAND,
+            params=params or {"efi_config": "/opt/efi.config", "fasta_db": "/db/uniprot"},
+            overrides={}, efi_db=EfiDatabases(default="efi_202406"))
         manager = JobManager(
             repo, destinations or {"default": Destination("default", self.connector())},
             catalogue, results_dir=self.results, input_dir=self.uploads, clock=self.clock,
