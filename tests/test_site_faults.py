@@ -7,10 +7,12 @@ repository's side of each move is the same compare-and-set on every backend.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from engine_site import Site, fasta_job, make_site, run_until
 
 from efi_job_manager.cli import main
 from efi_job_manager.est_jobs import JOB_TYPES
+from efi_job_manager.manager import Destination
 
 
 @pytest.fixture
@@ -90,6 +93,33 @@ def test_a_full_disk_sends_the_job_back_to_new_and_it_runs_when_there_is_room(
     assert errors_logged(caplog, "No space left on device") == 1
     subprocess.run(["mount", "-o", "remount,size=16m", str(site.results)], check=True)
     run_until(manager, lambda: site.status(1) == "finished")
+
+
+def test_a_failure_whose_reason_cannot_be_written_waits_until_it_can(
+        site: Site, mounts: list[Path], caplog: pytest.LogCaptureFixture) -> None:
+    """The pipeline failed (its fault) but the results directory went read-only: the job
+    stays running, and is failed with its reason in failure.json once it can be written."""
+    mount_tmpfs(site.results, "size=16m,mode=0755")
+    mounts.append(site.results)
+    site.insert(fasta_job(1))
+    connector = site.connector(EFI_STANDIN_FAIL="3")
+    manager = site.manager(destinations={"default": Destination("default", connector)})
+    assert manager.run_once().started == (1,)
+    sid = str(site.raw(1)["schedulerJobId"])
+    deadline = time.monotonic() + 30
+    while not connector.get_job_status(sid).state.is_terminal:  # ended, not yet seen
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    subprocess.run(["mount", "-o", "remount,ro", str(site.results)], check=True)
+    for _ in range(2):
+        report = manager.run_once()
+        assert report.failed == ()
+        assert any("cannot write why job 1 failed" in e for e in report.errors)
+    assert site.status(1) == "running"
+    subprocess.run(["mount", "-o", "remount,rw", str(site.results)], check=True)
+    run_until(manager, lambda: site.status(1) == "failed")
+    failure = json.loads((site.results / "1" / "failure.json").read_text())
+    assert failure["reason"].startswith("EXIT_CODE 3")
 
 
 def test_a_missing_input_directory_is_not_a_missing_upload(

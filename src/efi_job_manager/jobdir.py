@@ -135,7 +135,9 @@ class JobDirectory:
 
     def _remove(self, relative: str) -> None:
         try:
-            self._inside(relative).unlink(missing_ok=True)
+            path = self._inside(relative)
+            if os.path.lexists(path):  # unlinking a missing file fails on a read-only mount
+                path.unlink(missing_ok=True)
         except UnsafeJobDirectory as exc:
             log.warning("job %s: not removing %s: %s", self.job_id, relative, exc)
 

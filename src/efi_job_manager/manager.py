@@ -487,13 +487,29 @@ class JobManager:
 
     def _fail(self, cycle: _Cycle, job: Job, from_: Status, reason: str,
               **details: Any) -> None:
-        """Fail a job for its own fault: reason in ``failure.json``, the log and the event."""
-        log.error("job %s (%s) failed: %s", job.id, job.job_type, reason)
+        """Fail a job for its own fault: reason in ``failure.json``, the log and the event.
+
+        A reason that cannot be written (the results directory read-only or full) is
+        a site fault: the job is left as it is (a job not yet submitted goes back to
+        ``new``) and is judged again once the directory can be written.
+        """
         try:
             self.job_dir(job.id).record_failure(reason, cycle.now, job_type=job.job_type,
                                                 **details)
-        except (OSError, UnsafeJobDirectory) as exc:
+        except UnsafeJobDirectory as exc:  # the job's own directory: it fails all the same
             log.error("job %s: cannot write failure.json: %s", job.id, exc)
+        except OSError as exc:
+            message = (f"the results directory {self.results_dir}: cannot write why job "
+                       f"{job.id} failed ({exc.strerror or exc})")
+            log.warning("job %s: left as it is, not failed, until its reason can be written: "
+                        "%s", job.id, reason)
+            if from_ is Status.RUNNING and job.schedulerJobId is None:
+                self._unclaim(cycle, job, message)
+            else:
+                cycle.errors.append(message)
+                self.faults.raise_fault("start", message, cycle.now)
+            return
+        log.error("job %s (%s) failed: %s", job.id, job.job_type, reason)
         reached("failure-recorded")
         if self.repository.transition(job.id, from_, Status.FAILED):
             cycle.failed.append((job.id, reason))
