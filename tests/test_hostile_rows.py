@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from engine_site import Site, fasta_job, make_site, run_until
 
 from efi_job_manager.repository import JobRepository, make_engine
@@ -31,9 +32,18 @@ def reason(site: Site, job_id: int) -> str:
 
 @pytest.mark.parametrize("variant", ["EST_GENERATE_FASTA", "est_generate_fasta ",
                                      "Est_Generate_Fasta", "", "est_generate_fasta\t"])
-def test_a_job_type_variant_fails_itself_and_the_site_runs_on(site: Site, variant: str) -> None:
+def test_a_job_type_variant_fails_itself_and_the_site_runs_on(
+        site: Site, variant: str, database_backend: str) -> None:
     """A job_type that equals a known one only by collation fails with a reason; others run."""
     site.insert(fasta_job(1), fasta_job(2, job_type=variant))
+    if database_backend == "mariadb" and variant.strip(" ").lower() == "est_generate_fasta":
+        # the trap is live: the table's collation finds the variant with the known name
+        engine = make_engine(site.url)
+        with engine.connect() as conn:
+            same = conn.execute(sa.text("SELECT COUNT(*) FROM Job WHERE job_type = "
+                                        "'est_generate_fasta'")).scalar_one()
+        engine.dispose()
+        assert same == 2
     manager = site.manager()
     reports = run_until(manager, lambda: site.status(1) == "finished"
                         and site.status(2) == "failed")
