@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import efi_job_manager
 from efi_job_manager import JobManager, Settings, Status
@@ -16,6 +20,26 @@ def test_every_public_name_is_importable_and_documented() -> None:
         obj = getattr(efi_job_manager, name)
         assert obj.__doc__, name
     assert efi_job_manager.__version__ == "0.1.0"
+    assert sorted(efi_job_manager._HOMES) == names
+    assert set(names) <= set(dir(efi_job_manager))
+    with pytest.raises(AttributeError, match="no attribute 'JobManagr'"):
+        _ = efi_job_manager.JobManagr  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("statement", [
+    "import efi_job_manager",
+    "from efi_job_manager import BaseConnector, JobSpec, SchedulerStatus, TransientError",
+    "import efi_job_manager.connector",
+    "import efi_job_manager.transport",
+])
+def test_what_a_connector_imports_loads_no_database_layer(statement: str) -> None:
+    """The contract and the transports are importable without SQLAlchemy or the manager."""
+    code = (f"{statement}\nimport sys\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'"
+            " or m in ('efi_job_manager.manager', 'efi_job_manager.repository')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]", done.stdout[:500]
 
 
 def test_embedding_runs_a_cycle_from_settings(tmp_path: Path) -> None:

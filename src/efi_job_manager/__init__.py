@@ -1,36 +1,58 @@
 """efi-job-manager: runs EFI-Web's jobs on HPC clusters through pluggable connectors.
 
-The public API is what this module exports; everything else may change.
+The public API is what this module exports; everything else may change. Names are
+imported when first used, so ``from efi_job_manager import BaseConnector`` (what a
+connector needs) loads neither SQLAlchemy nor the manager.
 """
 
-from importlib.metadata import version as _version
+from __future__ import annotations
 
-from efi_job_manager.config import ConfigError, Settings
-from efi_job_manager.connector import (
-    BaseConnector,
-    ConnectorError,
-    JobSpec,
-    PermanentError,
-    SchedulerStatus,
-    TransientError,
-)
-from efi_job_manager.discovery import (
-    ConnectorLoadError,
-    ConnectorNotFound,
-    available_connectors,
-    load_connector,
-)
-from efi_job_manager.events import EventKind, JobEvent
-from efi_job_manager.manager import CycleReport, Destination, JobManager
-from efi_job_manager.repository import JobRepository
-from efi_job_manager.status import (
-    InvalidTransition,
-    SchedulerState,
-    Status,
-    UnknownStatus,
-)
+import importlib
+from importlib.metadata import version as _version
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from efi_job_manager.config import ConfigError, Settings
+    from efi_job_manager.connector import (
+        BaseConnector,
+        ConnectorError,
+        JobSpec,
+        PermanentError,
+        SchedulerStatus,
+        TransientError,
+    )
+    from efi_job_manager.discovery import (
+        ConnectorLoadError,
+        ConnectorNotFound,
+        available_connectors,
+        load_connector,
+    )
+    from efi_job_manager.events import EventKind, JobEvent
+    from efi_job_manager.manager import CycleReport, Destination, JobManager
+    from efi_job_manager.repository import JobRepository
+    from efi_job_manager.status import (
+        InvalidTransition,
+        SchedulerState,
+        Status,
+        UnknownStatus,
+    )
 
 __version__ = _version("efi-job-manager")
+
+#: Each public name and the module that defines it.
+_HOMES: dict[str, str] = {
+    "ConfigError": "config", "Settings": "config",
+    "BaseConnector": "connector", "ConnectorError": "connector", "JobSpec": "connector",
+    "PermanentError": "connector", "SchedulerStatus": "connector",
+    "TransientError": "connector",
+    "ConnectorLoadError": "discovery", "ConnectorNotFound": "discovery",
+    "available_connectors": "discovery", "load_connector": "discovery",
+    "EventKind": "events", "JobEvent": "events",
+    "CycleReport": "manager", "Destination": "manager", "JobManager": "manager",
+    "JobRepository": "repository",
+    "InvalidTransition": "status", "SchedulerState": "status", "Status": "status",
+    "UnknownStatus": "status",
+}
 
 __all__ = [
     "BaseConnector",
@@ -57,3 +79,18 @@ __all__ = [
     "available_connectors",
     "load_connector",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module the first time it is asked for."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'efi_job_manager' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"efi_job_manager.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names, as ``dir()`` lists them."""
+    return sorted({*globals(), *_HOMES})
