@@ -29,6 +29,7 @@ from sqlalchemy import Boolean, DateTime, Float, Integer, String, inspect
 from sqlalchemy.sql.schema import Column
 
 from efi_job_manager.models import Job, column_meta
+from efi_job_manager.rowvalues import flag
 
 __all__ = ["STATS_FILE", "ResultError", "StatsUpdate", "read_stats", "stats_to_columns"]
 
@@ -168,13 +169,10 @@ def _float(value: Any) -> float:
 
 
 def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, numbers.Integral) and int(value) in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0"}:
-        return value.strip().lower() in {"true", "1"}
-    raise _Unfit("not true or false")
+    result = flag(value)
+    if result is None:
+        raise _Unfit("not true or false")
+    return result
 
 
 def _text(value: Any, column: Column[Any]) -> str:

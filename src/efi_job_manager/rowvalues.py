@@ -23,6 +23,7 @@ __all__ = [
     "domain_region",
     "evalue",
     "fail",
+    "flag",
     "fraction_of",
     "is_empty",
     "items",
@@ -105,15 +106,23 @@ def to_float(column: str, value: object) -> float:
     return f
 
 
-def to_bool(column: str, value: object) -> bool:
-    """Return a flag from a boolean, 0/1 or the text true/false/1/0."""
+def flag(value: object) -> bool | None:
+    """A flag from a boolean, 0/1 or the text true/false/1/0; None for anything else."""
     if isinstance(value, bool):
         return value
     if isinstance(value, numbers.Integral) and int(value) in (0, 1):
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0"}:
         return value.strip().lower() in {"true", "1"}
-    raise fail(column, value, "expected true or false")
+    return None
+
+
+def to_bool(column: str, value: object) -> bool:
+    """Return a flag from a boolean, 0/1 or the text true/false/1/0."""
+    result = flag(value)
+    if result is None:
+        raise fail(column, value, "expected true or false")
+    return result
 
 
 def to_str(column: str, value: object) -> str:
