@@ -1,0 +1,212 @@
+"""The state every step of a cycle shares, and the helpers they all use."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from efi_job_manager.clock import utcnow
+from efi_job_manager.connector import JobSpec
+from efi_job_manager.events import EventBus, EventKind, JobEvent
+from efi_job_manager.faults import SiteFaults, reached
+from efi_job_manager.jobdir import JobDirectory, UnsafeJobDirectory
+from efi_job_manager.manager.report import Cycle, Destination
+from efi_job_manager.models import Job
+from efi_job_manager.pipelines import Catalogue, PreparedJob
+from efi_job_manager.repository import JobRepository
+from efi_job_manager.status import Status
+
+__all__ = ["ManagerBase"]
+
+log = logging.getLogger("efi_job_manager.manager")
+
+
+class ManagerBase:
+    """The manager's parts and settings, and what every step uses (see `JobManager`)."""
+
+    def __init__(
+        self,
+        repository: JobRepository,
+        destinations: Mapping[str, Destination],
+        catalogue: Catalogue,
+        *,
+        results_dir: Path,
+        input_dir: Path,
+        routing: Mapping[str, str] | None = None,
+        default_destination: str = "default",
+        max_running_jobs: int = 100,
+        max_running_jobs_per_user: int | None = None,
+        max_running_jobs_per_pipeline: Mapping[str, int] | None = None,
+        submit_grace: float = 300.0,
+        lost_grace: float = 600.0,
+        cancel_window: float = 7 * 86400.0,
+        claim_batch: int = 50,
+        interval: float = 30.0,
+        step_timeout: float = 600.0,
+        dry_run: bool = False,
+        clock: Callable[[], datetime] = utcnow,
+        wait: Callable[[float], bool] | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        if default_destination not in destinations:
+            raise ValueError(f"the default destination {default_destination!r} is not one of "
+                             f"{', '.join(sorted(destinations)) or 'none'}")
+        for job_type, name in (routing or {}).items():
+            if name not in destinations:
+                raise ValueError(f"routing.{job_type} = {name!r}: no such destination")
+        self.repository = repository
+        self.destinations = dict(destinations)
+        self.catalogue = catalogue
+        self.results_dir = Path(results_dir)
+        self.input_dir = Path(input_dir)
+        self.routing = dict(routing or {})
+        self.default_destination = default_destination
+        self.max_running_jobs = max_running_jobs
+        self.max_running_jobs_per_user = max_running_jobs_per_user
+        self.max_running_jobs_per_pipeline = dict(max_running_jobs_per_pipeline or {})
+        self.submit_grace = submit_grace
+        self.lost_grace = lost_grace
+        self.cancel_window = cancel_window
+        self.claim_batch = claim_batch
+        self.interval = interval
+        self.step_timeout = step_timeout
+        self.dry_run = dry_run
+        self.clock = clock
+        self.events = events or EventBus()
+        self._stop = threading.Event()
+        self._wait = wait or self._stop.wait
+        self._destination_of: dict[int, str] = {}
+        self._poll_resume_after = 0  # the last job polled when a poll step ran over
+        self._site_checked: dict[str, datetime] = {}  # destination → its last check_site
+        self._site_missing: set[str] = set()  # destinations paused by check_site
+        self._closers: list[Callable[[], object]] = []
+        self.faults = SiteFaults(log, first=max(2 * interval, 60.0))
+        self._statuses_checked = False
+
+    def stop(self) -> None:
+        """Ask `run_forever` to return after the current step; idempotent and thread-safe."""
+        self._stop.set()
+
+
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop` was called."""
+        return self._stop.is_set()
+
+
+    def _halted(self, cycle: Cycle) -> bool:
+        """Whether the current step takes up no more jobs: stopping, or out of time."""
+        if self._stop.is_set():
+            return True
+        started = cycle.step_started or self.clock()
+        if (self.clock() - started).total_seconds() <= self.step_timeout:
+            return False
+        if not cycle.overran:
+            cycle.overran = True
+            log.warning("cycle step %s ran over its %g s (manager.step_timeout); the jobs it "
+                        "has not reached wait for the next cycle", cycle.step, self.step_timeout)
+        return True
+
+
+    def job_dir(self, job_id: int) -> JobDirectory:
+        """The directory of a job under the central results directory."""
+        return JobDirectory(self.results_dir, job_id)
+
+
+    def route(self, job_type: str) -> str:
+        """The destination a job type is sent to now."""
+        return self.routing.get(job_type, self.default_destination)
+
+
+    def destination_of(self, job: Job) -> Destination:
+        """The destination a job was submitted to (recorded), else where it would go now."""
+        name = self._destination_of.get(job.id) or self.job_dir(job.id).destination()
+        if name is None or name not in self.destinations:
+            if name is not None:
+                log.warning("job %s was sent to destination %r, which is no longer configured; "
+                            "using %r", job.id, name, self.route(job.job_type))
+            name = self.route(job.job_type)
+        self._destination_of[job.id] = name
+        return self.destinations[name]
+
+
+    def _spec(self, job: Job, prepared: PreparedJob | None = None, claim: str = "") -> JobSpec:
+        jd = self.job_dir(job.id)
+        resources = jd.resources()
+        if prepared is None:
+            return JobSpec(job.id, job.job_type, jd.path, (),
+                           pipeline=self._pipeline_name(job.job_type), resources=resources,
+                           claim=claim)
+        return JobSpec(job.id, job.job_type, jd.path, prepared.command, prepared.params,
+                       prepared.pipeline,
+                       {name: jd.path / name for name in [*prepared.inputs,
+                                                          *prepared.extra_files]},
+                       resources, claim)
+
+
+    def _pipeline_name(self, job_type: str) -> str:
+        try:
+            return self.catalogue.pipeline_name(job_type)
+        except (KeyError, ValueError):
+            return ""
+
+
+    def _event(self, kind: EventKind, job: Job, reason: str | None = None,
+               scheduler_id: str | None = None) -> None:
+        self.events.emit(JobEvent(
+            kind, job.id, job.job_type, job.user_id, self.clock(), reason,
+            self._destination_of.get(job.id), scheduler_id, job.jobName))
+
+
+    def _fail(self, cycle: Cycle, job: Job, from_: Status, reason: str,
+              **details: Any) -> None:
+        """Fail a job for its own fault: reason in ``failure.json``, the log and the event.
+
+        A reason that cannot be written (the results directory read-only or full) is
+        a site fault: the job is left as it is (a job not yet submitted goes back to
+        ``new``) and is judged again once the directory can be written.
+        """
+        try:
+            self.job_dir(job.id).record_failure(reason, cycle.now, job_type=job.job_type,
+                                                **details)
+        except UnsafeJobDirectory as exc:  # the job's own directory: it fails all the same
+            log.error("job %s: cannot write failure.json: %s", job.id, exc)
+        except OSError as exc:
+            message = (f"the results directory {self.results_dir}: cannot write why job "
+                       f"{job.id} failed ({exc.strerror or exc})")
+            log.warning("job %s: left as it is, not failed, until its reason can be written: "
+                        "%s", job.id, reason)
+            if from_ is Status.RUNNING and job.schedulerJobId is None:
+                self._unclaim(cycle, job, message)
+            else:
+                cycle.errors.append(message)
+                self.faults.raise_fault("start", message, cycle.now)
+            return
+        log.error("job %s (%s) failed: %s", job.id, job.job_type, reason)
+        reached("failure-recorded")
+        if self.repository.transition(job.id, from_, Status.FAILED):
+            cycle.failed.append((job.id, reason))
+            self._event(EventKind.FAILED, job, reason)
+        else:
+            cycle.lost_races.append(job.id)
+
+
+    def _unclaim(self, cycle: Cycle, job: Job, message: str) -> None:
+        """A site fault stops a claimed job before submission: back to ``new``, said once."""
+        cycle.site_fault = message
+        cycle.errors.append(message)
+        self.faults.raise_fault("start", message, cycle.now)
+        if not self.repository.transition(job.id, Status.RUNNING, Status.NEW,
+                                          where={"schedulerJobId": None}):
+            cycle.lost_races.append(job.id)
+
+
+    def _cancel_quietly(self, destination: Destination, ids: list[str]) -> None:
+        try:
+            destination.connector.cancel_jobs(ids)
+        except Exception as exc:
+            log.error("destination %s: cannot cancel %s: %s", destination.name, ids, exc)

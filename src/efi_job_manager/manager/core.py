@@ -1,0 +1,227 @@
+"""`JobManager`: the daemon loop, one cycle of four steps, and the operator's retry."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from efi_job_manager.config import Settings
+from efi_job_manager.discovery import load_connector
+from efi_job_manager.manager.cancelling import CancelStep
+from efi_job_manager.manager.polling import PollStep
+from efi_job_manager.manager.recovery import RecoverStep
+from efi_job_manager.manager.report import Cycle, CycleAborted, CycleReport, Destination
+from efi_job_manager.models import load_job_model
+from efi_job_manager.pipelines import Catalogue, EfiDatabases
+from efi_job_manager.repository import JobRepository, make_engine
+from efi_job_manager.retry import Backoff
+from efi_job_manager.status import Status, check_transition, parse_status
+
+__all__ = ["JobManager"]
+
+log = logging.getLogger("efi_job_manager.manager")
+
+
+class JobManager(CancelStep, RecoverStep, PollStep):
+    """Moves EFI-Web's jobs through their life on one or more clusters.
+
+    Build it with `JobManager.from_settings` or directly with its parts. It is
+    safe to call `stop` from another thread or a signal handler.
+
+    Args:
+        repository: The ``Job`` table.
+        destinations: Connector instances by name; ``default`` receives every
+            job type that ``routing`` does not name.
+        catalogue: Turns rows into parameters, inputs and commands.
+        results_dir: The central results directory (``<results_dir>/<job id>/``).
+        input_dir: Where uploaded files are; nothing outside it is read.
+        routing: ``job_type → destination name``.
+        default_destination: The destination of unrouted job types.
+        max_running_jobs: Most jobs running at once, over all destinations.
+        max_running_jobs_per_user: Most running jobs per ``user_id``.
+        max_running_jobs_per_pipeline: Most running jobs per job type or pipeline name.
+        submit_grace: Seconds before a claimed job without a scheduler id is recovered.
+        lost_grace: Seconds a scheduler may not know a job before it is declared lost.
+        cancel_window: Seconds after which a cancelled job's cancellation is no longer sent.
+        claim_batch: Most jobs claimed per cycle.
+        step_timeout: Seconds a step of a cycle (cancel, recover, poll, start) may go on
+            taking up jobs; the jobs it has not reached then wait for the next cycle,
+            and the next cycle's poll begins with them.
+        dry_run: Read and report only: write nothing, submit nothing.
+        clock: Returns "now" (naive UTC).
+        wait: Waits up to the given seconds or until stopped; returns True if stopped.
+        events: Where transitions are announced.
+    """
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, dry_run: bool | None = None,
+                      **overrides: Any) -> JobManager:
+        """Build a manager, its repository, connectors and catalogue from `Settings`.
+
+        Raises:
+            ConfigError, CatalogueError, ModelError, ConnectorNotFound,
+            ConnectorLoadError: the configuration cannot work.
+        """
+        db = settings.database
+        repository = JobRepository(
+            make_engine(db.sqlalchemy_url, connect_timeout=db.connect_timeout, echo=db.echo),
+            load_job_model(db.model))
+        p = settings.pipelines
+        catalogue = Catalogue.from_settings(
+            nextflow=p.nextflow, pipeline_dir=p.pipeline_dir, config_dir=p.config_dir,
+            command=p.command, params=p.params, overrides=p.overrides,
+            efi_db=EfiDatabases(p.efi_db.default, p.efi_db.template, dict(p.efi_db.versions)),
+            predefined_taxonomy_filters=p.predefined_taxonomy_filters,
+            job_classes=dict(repository.job_classes))
+        destinations = {
+            name: Destination(name, load_connector(d.connector, d.settings), d.max_running_jobs)
+            for name, d in settings.destinations.items()
+        }
+        m = settings.manager
+        manager = cls(
+            repository, destinations, catalogue,
+            results_dir=m.results_dir, input_dir=m.input_dir, routing=settings.routing,
+            default_destination=m.default_destination, max_running_jobs=m.max_running_jobs,
+            max_running_jobs_per_user=m.max_running_jobs_per_user,
+            max_running_jobs_per_pipeline=m.max_running_jobs_per_pipeline,
+            submit_grace=m.submit_grace, lost_grace=m.lost_grace,
+            cancel_window=m.cancel_window, claim_batch=m.claim_batch, interval=m.interval,
+            step_timeout=m.step_timeout, dry_run=m.dry_run if dry_run is None else dry_run,
+            **overrides)
+        email = settings.notify.email
+        if email is not None:
+            from efi_job_manager.notify import EmailNotifier  # noqa: PLC0415
+
+            notifier = EmailNotifier(email, repository)
+            manager.events.subscribe(notifier)
+            manager._closers.append(lambda: notifier.close(timeout=email.timeout))
+        return manager
+
+
+    def run_forever(self, stop: threading.Event | None = None,
+                    on_cycle: Callable[[CycleReport], None] | None = None) -> None:
+        """Run cycles every ``interval`` seconds until `stop` (or ``stop`` is set).
+
+        A cycle that fails as a whole (the database is down) is retried with an
+        exponential backoff from a few seconds up to one interval, so an outage's end
+        is noticed within an interval.
+        """
+        backoff = Backoff(min(self.interval, 5.0), self.interval)
+        while not self._stopped(stop):
+            report = self.run_once()
+            if on_cycle is not None:
+                on_cycle(report)
+            delay = backoff.failure() if report.errors and not report.changed else self.interval
+            if not report.errors:
+                backoff.success()
+            if self._stopped(stop) or self._wait(delay):
+                break
+        log.info("manager stopped")
+
+
+    def _stopped(self, stop: threading.Event | None) -> bool:
+        if stop is not None and stop.is_set():
+            self._stop.set()
+        return self._stop.is_set()
+
+
+    def close(self) -> None:
+        """Deliver pending notifications, then close every connector and the database engine."""
+        for closer in self._closers:
+            try:
+                closer()
+            except Exception:
+                log.exception("shutting down a subscriber failed")
+        for destination in self.destinations.values():
+            try:
+                destination.connector.close()
+            except Exception:
+                log.exception("closing destination %s failed", destination.name)
+        self.repository.close()
+
+
+    def run_once(self) -> CycleReport:
+        """Run one cycle and return what changed. Never raises for a job's or a cluster's fault."""
+        cycle = Cycle(now=self.clock())
+        if not self._statuses_checked:
+            self._warn_unknown_statuses()
+        steps: Sequence[Callable[[Cycle], None]] = (
+            self._propagate_cancellations, self._recover, self._poll, self._submit_new)
+        for step in steps:
+            if self._stop.is_set():
+                break
+            cycle.step, cycle.step_started = step.__name__.strip("_"), self.clock()
+            cycle.overran = False
+            try:
+                step(cycle)
+            except CycleAborted as exc:
+                cycle.errors.append(str(exc))
+                break
+            except SQLAlchemyError as exc:
+                message = f"database unavailable during {step.__name__.strip('_')}: {exc}"
+                log.error("%s", message.splitlines()[0])
+                cycle.errors.append(message.splitlines()[0])
+                break
+        with contextlib.suppress(SQLAlchemyError):
+            cycle.running = self.repository.count(Status.RUNNING)
+        report = cycle.report()
+        if report.changed or report.errors:
+            log.info("cycle: %d started, %d finished, %d failed, %d cancelled, %d recovered, "
+                     "%d running%s", len(report.started), len(report.finished),
+                     len(report.failed), len(report.cancelled), len(report.recovered),
+                     report.running, f", {len(report.errors)} errors" if report.errors else "")
+        return report
+
+
+    def _warn_unknown_statuses(self) -> None:
+        """Say once, at the first cycle that reaches the database, which rows are left alone."""
+        try:
+            counts = self.repository.counts_by_status()
+        except SQLAlchemyError:
+            return
+        self._statuses_checked = True
+        known = {s.value for s in Status}
+        unknown = {k: n for k, n in counts.items() if k not in known}
+        if unknown:
+            log.warning("rows with a status this manager does not know are left alone: %s "
+                        "(EFI-Web's statuses: %s)",
+                        ", ".join(f"{k!r} ({n})" for k, n in sorted(unknown.items())),
+                        ", ".join(sorted(known)))
+
+
+    def retry(self, job_id: int) -> dict[str, tuple[str | None, str]]:
+        """Put a failed or cancelled job back to ``new``; return the resources changed.
+
+        When the job failed for lack of time or memory, the connector of the
+        destination it ran on may ask for more (`BaseConnector.retry_resources`);
+        the new values are recorded in the job's directory for its next
+        submission and returned as ``name → (old, new)``.
+
+        Raises:
+            LookupError: there is no such job of a known type.
+            InvalidTransition: the job is neither failed nor cancelled.
+            RuntimeError: someone else moved the job meanwhile.
+        """
+        job = self.repository.get(job_id)
+        if job is None:
+            raise LookupError(f"there is no job {job_id} of a known job type")
+        status = parse_status(job.status)
+        check_transition(status, Status.NEW)
+        jd = self.job_dir(job_id)
+        failure = jd.failure() or {}
+        before = jd.resources()
+        after: dict[str, str] = dict(before)
+        if failure and job.schedulerJobId is not None:
+            proposed = self.destination_of(job).connector.retry_resources(
+                self._spec(job), failure)
+            after.update(proposed or {})
+        if not self.repository.transition(job_id, status, Status.NEW):
+            raise RuntimeError(f"job {job_id} changed while retrying it; look again")
+        if after != before:
+            jd.record_resources(after)
+        return {k: (before.get(k), v) for k, v in after.items() if before.get(k) != v}

@@ -1,0 +1,195 @@
+"""Step 3 of a cycle: statuses read in one batch per destination; ended jobs collected or failed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from efi_job_manager.connector import (
+    BaseConnector,
+    ConnectorError,
+    JobSpec,
+    PermanentError,
+    SchedulerStatus,
+    TransientError,
+)
+from efi_job_manager.events import EventKind
+from efi_job_manager.faults import reached
+from efi_job_manager.jobdir import UnsafeJobDirectory
+from efi_job_manager.manager.base import ManagerBase
+from efi_job_manager.manager.report import Cycle, PlannedAction
+from efi_job_manager.models import Job
+from efi_job_manager.results import ResultError, read_stats, stats_to_columns
+from efi_job_manager.status import SchedulerState, Status
+
+__all__ = ["PollStep"]
+
+log = logging.getLogger("efi_job_manager.manager")
+
+
+class PollStep(ManagerBase):
+    """Polls running jobs and moves the ended ones to ``finished`` or ``failed``."""
+
+    def _poll(self, cycle: Cycle) -> None:
+        jobs = self.repository.running_jobs()
+        # after a poll that ran over, the jobs it did not reach go first
+        jobs.sort(key=lambda j: (j.id <= self._poll_resume_after, j.id))
+        self._poll_resume_after = 0
+        running = {job.id for job in jobs}
+        last_polled = 0
+        self._destination_of = {k: v for k, v in self._destination_of.items() if k in running}
+        by_destination: dict[str, list[Job]] = {}
+        for job in jobs:
+            by_destination.setdefault(self.destination_of(job).name, []).append(job)
+        for name, group in by_destination.items():
+            connector = self.destinations[name].connector
+            ids = [str(j.schedulerJobId) for j in group]
+            try:
+                statuses = connector.get_job_statuses(ids)
+            except Exception as exc:  # a connector's bug must not stop the cycle
+                cycle.unavailable.add(name)
+                cycle.errors.append(f"status of {len(ids)} jobs on {name}: {exc}")
+                log.warning("destination %s: cannot get the status of %d jobs: %s",
+                            name, len(ids), exc)
+                continue
+            reached("polled")
+            for job in group:
+                if self._halted(cycle):
+                    if cycle.overran:
+                        self._poll_resume_after = last_polled
+                    return
+                last_polled = job.id
+                status = statuses.get(str(job.schedulerJobId)) or SchedulerStatus.unknown(
+                    reason="the connector did not report this job")
+                try:
+                    self._on_status(cycle, job, connector, status)
+                except SQLAlchemyError:
+                    raise
+                except UnsafeJobDirectory as exc:
+                    self._cancel_quietly(self.destinations[name], [str(job.schedulerJobId)])
+                    self._fail(cycle, job, Status.RUNNING, str(exc))
+                except Exception:
+                    log.exception("job %s: unexpected error handling status %s; it stays as "
+                                  "it is", job.id, status.state.value)
+
+
+    def _on_status(self, cycle: Cycle, job: Job, connector: BaseConnector,
+                   status: SchedulerStatus) -> None:
+        jd = self.job_dir(job.id)
+        if status.state is SchedulerState.UNKNOWN:
+            self._on_unknown(cycle, job, status)
+            return
+        if not self.dry_run:
+            jd.clear_unknown()
+        if status.state is SchedulerState.RUNNING or status.state is SchedulerState.COMPLETED:
+            self.faults.clear(self.destination_of(job).name)
+        if not status.state.is_terminal:
+            return
+        if self.dry_run:
+            cycle.planned.append(PlannedAction(job.id, f"collect ({status.state.value})",
+                                               self._destination_of.get(job.id),
+                                               detail=status.raw))
+            return
+        details = {"state": status.state.value, "scheduler_reason": status.reason,
+                   "raw": status.raw, "exit_code": status.exit_code, "signal": status.signal,
+                   "scheduler_id": str(job.schedulerJobId)}
+        spec = self._spec(job)
+        if status.state is SchedulerState.COMPLETED:
+            self._collect(cycle, job, connector, spec, details)
+            return
+        if status.state is SchedulerState.FAILED and status.exit_code in _CANNOT_RUN:
+            self._command_fault(cycle, job, status)
+            return
+        try:
+            connector.retrieve_job_results(spec)  # logs and partial outputs, if any
+        except ConnectorError as exc:
+            log.warning("job %s: cannot retrieve the outputs of a failed job: %s", job.id, exc)
+        reason = _failure_reason(status)
+        self._fail(cycle, job, Status.RUNNING, reason, **details)
+
+
+    def _command_fault(self, cycle: Cycle, job: Job, status: SchedulerStatus) -> None:
+        """The pipeline command could not be run (exit 126/127): the site's fault, not the job's."""
+        name = self.destination_of(job).name
+        why = "not found" if status.exit_code == 127 else "not executable"
+        message = (f"destination {name}: the pipeline command could not be run (exit code "
+                   f"{status.exit_code}: {why}; see [pipelines] nextflow/command and the "
+                   f"destination's environment)")
+        cycle.errors.append(message)
+        self.faults.raise_fault(name, message, cycle.now, pause=True)
+        if self.repository.transition(job.id, Status.RUNNING, Status.NEW,
+                                      where={"schedulerJobId": job.schedulerJobId}):
+            log.warning("job %s: back to new (%s)", job.id, message)
+        else:
+            cycle.lost_races.append(job.id)
+
+
+    def _on_unknown(self, cycle: Cycle, job: Job, status: SchedulerStatus) -> None:
+        if self.dry_run:
+            return
+        first = self.job_dir(job.id).unknown_since(cycle.now)
+        waited = (cycle.now - first).total_seconds()
+        if waited < self.lost_grace:
+            log.info("job %s: the scheduler does not know job %s (for %.0f s): %s", job.id,
+                     job.schedulerJobId, waited, status.reason or status.raw or "absent")
+            return
+        reason = (f"LOST: the scheduler has not known job {job.schedulerJobId} for "
+                  f"{waited:.0f} s ({status.reason or status.raw or 'absent'})")
+        self._fail(cycle, job, Status.RUNNING, reason, state="unknown", raw=status.raw,
+                   scheduler_id=str(job.schedulerJobId))
+
+
+    def _collect(self, cycle: Cycle, job: Job, connector: BaseConnector, spec: JobSpec,
+                 details: Mapping[str, Any]) -> None:
+        try:
+            job_dir = connector.retrieve_job_results(spec)
+        except TransientError as exc:
+            cycle.errors.append(f"results of job {job.id}: {exc}")
+            log.warning("job %s: results not retrievable yet: %s", job.id, exc)
+            return
+        except PermanentError as exc:
+            self._fail(cycle, job, Status.RUNNING, f"results cannot be retrieved: {exc}",
+                       **details)
+            return
+        except Exception as exc:
+            log.exception("job %s: retrieving results failed; trying again next cycle", job.id)
+            cycle.errors.append(f"results of job {job.id}: {exc}")
+            return
+        reached("retrieved")
+        columns = self.catalogue.result_columns(job.job_type)
+        try:
+            stats = read_stats(job_dir) if columns else {}
+        except ResultError as exc:
+            self._fail(cycle, job, Status.RUNNING, str(exc), **details)
+            return
+        update = stats_to_columns(type(job), stats, columns)
+        if update.errors:
+            self._fail(cycle, job, Status.RUNNING, "; ".join(update.errors), **details)
+            return
+        completion = self.repository.complete(job, Status.FINISHED, update.columns)
+        if completion.won:
+            reached("finished")
+            cycle.finished.append(job.id)
+            log.info("job %s (%s) finished: %s", job.id, job.job_type,
+                     ", ".join(f"{k}={v}" for k, v in sorted(update.columns.items())) or
+                     "no result columns")
+            self._event(EventKind.FINISHED, job, scheduler_id=str(job.schedulerJobId))
+        else:
+            cycle.lost_races.append(job.id)
+
+
+#: Exit codes of a command that could not be run (not found, not executable).
+_CANNOT_RUN = frozenset({126, 127})
+
+
+def _failure_reason(status: SchedulerStatus) -> str:
+    if status.state is SchedulerState.CANCELLED:
+        return f"cancelled on the cluster ({status.reason or status.raw or 'CANCELLED'})"
+    reason = status.reason or status.raw or "FAILED"
+    if status.exit_code is not None and "EXIT_CODE" not in reason and status.exit_code != 0:
+        reason += f" (exit code {status.exit_code})"
+    return reason
+

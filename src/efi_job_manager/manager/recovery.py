@@ -1,0 +1,80 @@
+"""Step 2 of a cycle: a job claimed by a manager that died is adopted or submitted again."""
+
+from __future__ import annotations
+
+import logging
+
+from efi_job_manager.faults import reached
+from efi_job_manager.jobdir import UnsafeJobDirectory
+from efi_job_manager.manager.report import Cycle, Destination, PlannedAction
+from efi_job_manager.manager.starting import StartStep
+from efi_job_manager.models import Job
+from efi_job_manager.repository import InvalidSchedulerId, since
+from efi_job_manager.status import Status
+
+__all__ = ["RecoverStep"]
+
+log = logging.getLogger("efi_job_manager.manager")
+
+
+class RecoverStep(StartStep):
+    """Recovers running jobs with no scheduler id past ``submit_grace``: adopt or restart."""
+
+    def _recover(self, cycle: Cycle) -> None:
+        stale = self.repository.running_without_scheduler_id(
+            since(cycle.now, self.submit_grace))
+        for job in stale:
+            if self._halted(cycle):
+                return
+            if self.dry_run:
+                cycle.planned.append(PlannedAction(job.id, "recover", self.route(job.job_type)))
+                continue
+            if not self.repository.take_over(job):
+                cycle.lost_races.append(job.id)
+                continue
+            reached("taken-over")
+            destination = self.destination_of(job)
+            claim = self.job_dir(job.id).claim_of(job.uuid)
+            try:
+                # only this claim's submissions: never an earlier run's, never another row's
+                found = [] if claim is None else list(
+                    destination.connector.find_job(self._spec(job, claim=claim)))
+            except Exception as exc:
+                # Not knowing whether it was submitted is not "not submitted": submitting
+                # again could run it twice. Try again next cycle.
+                cycle.errors.append(f"recovering job {job.id}: find_job failed: {exc}")
+                log.warning("job %s: cannot look it up on %s (%s); trying again next cycle",
+                            job.id, destination.name, exc)
+                continue
+            if found:
+                self._adopt(cycle, job, destination, found)
+            else:
+                log.warning("job %s: claimed at %s but never recorded as submitted and not "
+                            "found on %s; submitting it again", job.id, job.timeStarted,
+                            destination.name)
+                if self._start(cycle, job):
+                    cycle.recovered.append(job.id)
+
+
+    def _adopt(self, cycle: Cycle, job: Job, destination: Destination,
+               found: list[str]) -> None:
+        keep, extra = found[0], found[1:]
+        try:
+            won = self.repository.set_scheduler_id(job.id, keep)
+        except InvalidSchedulerId as exc:
+            self._fail(cycle, job, Status.RUNNING, str(exc))
+            return
+        if not won:
+            cycle.lost_races.append(job.id)
+            return
+        reached("adopted")
+        try:  # the id is in the table; the note only saves a lookup
+            self.job_dir(job.id).record_destination(destination.name, keep)
+        except (OSError, UnsafeJobDirectory) as exc:
+            log.warning("job %s: cannot note its scheduler id in its directory: %s", job.id, exc)
+        log.warning("job %s: adopted scheduler job %s on %s found by name", job.id, keep,
+                    destination.name)
+        cycle.recovered.append(job.id)
+        if extra:
+            log.warning("job %s: cancelling duplicate submissions %s", job.id, extra)
+            self._cancel_quietly(destination, extra)

@@ -1,0 +1,292 @@
+"""Step 4 of a cycle: new jobs claimed within the limits, staged and submitted."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from efi_job_manager.connector import PermanentError
+from efi_job_manager.events import EventKind, JobEvent
+from efi_job_manager.faults import SiteFault, probe_readable_dir, probe_writable_dir, reached
+from efi_job_manager.jobdir import UnsafeJobDirectory
+from efi_job_manager.manager.base import ManagerBase
+from efi_job_manager.manager.report import Cycle, PlannedAction
+from efi_job_manager.models import Job
+from efi_job_manager.pipelines import JobInputError, PreparedJob
+from efi_job_manager.repository import CandidateJob, Gate, InvalidSchedulerId, RunningCounts
+from efi_job_manager.status import Status
+
+__all__ = ["StartStep"]
+
+log = logging.getLogger("efi_job_manager.manager")
+
+#: Seconds between two checks that a destination's pipeline can run there (`check_site`).
+SITE_CHECK_EVERY = 300.0
+
+
+class StartStep(ManagerBase):
+    """Claims new jobs, stages and submits them; holds back destinations that cannot run them."""
+
+    def _fail_unknown_types(self, cycle: Cycle) -> None:
+        for row in self.repository.new_jobs_of_unknown_type():
+            reason = (f"unknown job_type {row.job_type!r}: this manager runs "
+                      f"{', '.join(sorted(self.repository.known_job_types))}")
+            if self.dry_run:
+                cycle.planned.append(PlannedAction(row.id, "fail", detail=reason))
+                continue
+            log.error("job %s failed: %s", row.id, reason)
+            try:
+                self.job_dir(row.id).record_failure(reason, cycle.now, job_type=row.job_type)
+            except (OSError, UnsafeJobDirectory) as exc:
+                log.error("job %s: cannot write failure.json: %s", row.id, exc)
+            if self.repository.transition(row.id, Status.NEW, Status.FAILED):
+                cycle.failed.append((row.id, reason))
+                self.events.emit(JobEvent(EventKind.FAILED, row.id, row.job_type, None,
+                                          cycle.now, reason))
+
+
+    def _submit_new(self, cycle: Cycle) -> None:
+        self._fail_unknown_types(cycle)
+        running = self.repository.count(Status.RUNNING)
+        free = min(self.max_running_jobs - running, self.claim_batch)
+        if free <= 0:
+            return
+        gate = self._gate(cycle.unavailable)
+        if self.dry_run:
+            self._plan_new(cycle, free, gate(self.repository.running_counts()))
+            return
+        try:
+            probe_writable_dir(self.results_dir, "the results directory")
+            probe_readable_dir(self.input_dir, "the input directory")
+        except SiteFault as exc:
+            cycle.errors.append(str(exc))
+            self.faults.raise_fault("start", str(exc), cycle.now)
+            return
+        self._check_destinations(cycle)
+        for name in self.destinations:
+            if self.faults.paused(name, cycle.now):
+                cycle.unavailable.add(name)
+        # One claim at a time: a destination that fails a submission is left alone for the
+        # rest of the cycle, so no more jobs are claimed for it only to wait for recovery.
+        for _ in range(free):
+            if self._halted(cycle) or cycle.site_fault:
+                return
+            claimed = self.repository.claim_new(1, gate=gate)
+            if not claimed:
+                return
+            reached("claimed")
+            try:
+                self._start(cycle, claimed[0])
+            except SQLAlchemyError:
+                raise
+            except Exception as exc:  # whatever a row holds, it fails only itself
+                log.exception("job %s: unexpected error while starting it", claimed[0].id)
+                self._fail(cycle, claimed[0], Status.RUNNING,
+                           f"internal error while starting the job: {type(exc).__name__}: {exc}")
+
+
+    def _check_destinations(self, cycle: Cycle) -> None:
+        """Now and then, before claiming for a destination, check that its pipeline can run.
+
+        The program, EST's workflows and configs and the EFI data are checked where the
+        jobs run (`BaseConnector.check_site`) at most every `SITE_CHECK_EVERY` seconds, and
+        again whenever a pause for a missing piece has run out; a missing one pauses the
+        destination (a site fault) rather than failing each job that would need it.
+        """
+        for name, destination in self.destinations.items():
+            if self.faults.paused(name, cycle.now):
+                continue
+            last = self._site_checked.get(name)
+            if (last is not None and name not in self._site_missing
+                    and (cycle.now - last).total_seconds() < SITE_CHECK_EVERY):
+                continue
+            self._site_checked[name] = cycle.now
+            needs = self.catalogue.site_needs(
+                t for t in self.catalogue.job_types() if self.route(t) == name)
+            try:
+                missing = destination.connector.check_site(needs.executables, needs.paths)
+            except Exception as exc:  # not knowing is no reason to hold jobs back
+                log.warning("destination %s: cannot check its pipeline's files: %s", name, exc)
+                continue
+            if missing:
+                shown = "; ".join(missing[:5]) + (f"; {len(missing) - 5} more"
+                                                  if len(missing) > 5 else "")
+                message = f"destination {name}: its pipeline cannot run there: {shown}"
+                self._site_missing.add(name)
+                cycle.errors.append(message)
+                self.faults.raise_fault(name, message, cycle.now, pause=True)
+            elif name in self._site_missing:
+                self._site_missing.discard(name)
+                self.faults.clear(name)
+
+
+    def _gate(self, unavailable: set[str]) -> Gate:
+        """The limits, applied to the running counts a claim reads under its lock.
+
+        Per-pipeline limits count job types and pipeline names; a destination's
+        limit counts the running jobs whose job type is routed to it now.
+        """
+        per_pipeline = self.max_running_jobs_per_pipeline
+
+        def gate(counts: RunningCounts) -> Callable[[CandidateJob], bool]:
+            by_user = dict(counts.by_user)
+            by_type: Counter[str] = Counter()  # per job type and per pipeline name
+            by_destination: Counter[str] = Counter()
+            for job_type, n in counts.by_job_type.items():
+                by_type[job_type] += n
+                pipeline = self._pipeline_name(job_type)
+                if pipeline and pipeline != job_type:
+                    by_type[pipeline] += n
+                by_destination[self.route(job_type)] += n
+            total = counts.total
+
+            def accept(candidate: CandidateJob) -> bool:
+                nonlocal total
+                destination = self.destinations[self.route(candidate.job_type)]
+                if total >= self.max_running_jobs or destination.name in unavailable:
+                    return False
+                user = candidate.user_id
+                if (self.max_running_jobs_per_user is not None and user is not None
+                        and by_user.get(user, 0) >= self.max_running_jobs_per_user):
+                    return False
+                pipeline = self.catalogue.pipeline_name(candidate.job_type)
+                if any(key in per_pipeline and by_type[key] >= per_pipeline[key]
+                       for key in (candidate.job_type, pipeline)):
+                    return False
+                if (destination.max_running_jobs is not None
+                        and by_destination[destination.name] >= destination.max_running_jobs):
+                    return False
+                total += 1
+                if user is not None:
+                    by_user[user] = by_user.get(user, 0) + 1
+                by_type[candidate.job_type] += 1
+                if pipeline != candidate.job_type:
+                    by_type[pipeline] += 1
+                by_destination[destination.name] += 1
+                return True
+
+            return accept
+
+        return gate
+
+
+    def _plan_new(self, cycle: Cycle, free: int,
+                  accept: Callable[[CandidateJob], bool]) -> None:
+        candidates = self.repository.jobs([Status.NEW], limit=4 * free, newest_first=False)
+        candidates.sort(key=lambda j: (j.timeCreated or datetime.min, j.id))
+        planned = 0
+        for job in candidates:
+            if planned >= free:
+                break
+            if not accept(CandidateJob(job.id, job.job_type, job.user_id, job.timeCreated)):
+                continue
+            planned += 1
+            name = self.route(job.job_type)
+            try:
+                prepared = self.catalogue.prepare(job, job_dir=self.job_dir(job.id).path,
+                                                  input_dir=self.input_dir,
+                                                  results_dir=self.results_dir)
+            except JobInputError as exc:
+                cycle.planned.append(PlannedAction(job.id, "fail", name, detail=str(exc)))
+                continue
+            except SiteFault as exc:
+                cycle.planned.append(PlannedAction(job.id, "wait", name, detail=str(exc)))
+                continue
+            cycle.planned.append(PlannedAction(
+                job.id, "submit" if prepared.runs_pipeline else "finish", name,
+                prepared.command, detail=self._render(name, job, prepared)))
+
+
+    def _render(self, destination: str, job: Job, prepared: PreparedJob) -> str:
+        connector = self.destinations[destination].connector
+        render = getattr(connector, "render_job", None)
+        if callable(render):
+            return str(render(self._spec(job, prepared)))
+        return ""
+
+
+    def _stage(self, cycle: Cycle, job: Job) -> tuple[PreparedJob, str] | None:
+        """Prepare and stage a claimed job (and its claim's id); None if it failed or went back."""
+        jd = self.job_dir(job.id)
+        try:
+            prepared = self.catalogue.prepare(job, job_dir=jd.path, input_dir=self.input_dir,
+                                              results_dir=self.results_dir)
+        except JobInputError as exc:
+            self._fail(cycle, job, Status.RUNNING, str(exc))
+            return None
+        except SiteFault as exc:
+            self._unclaim(cycle, job, str(exc))
+            return None
+        try:
+            claim = jd.begin_claim(job.uuid, cycle.now)
+            jd.stage(prepared.params, prepared.inputs, prepared.extra_files)
+        except UnsafeJobDirectory as exc:
+            self._fail(cycle, job, Status.RUNNING, f"cannot stage the job: {exc}")
+            return None
+        except OSError as exc:
+            self._unclaim(cycle, job, f"cannot stage jobs in the results directory "
+                                      f"{self.results_dir}: {exc.strerror or exc}")
+            return None
+        self.faults.clear("start")
+        return prepared, claim
+
+
+    def _start(self, cycle: Cycle, job: Job) -> bool:
+        """Stage and submit a claimed job; return whether it is now submitted or done."""
+        staged = self._stage(cycle, job)
+        if staged is None:
+            return False
+        prepared, claim = staged
+        jd = self.job_dir(job.id)
+        if not prepared.runs_pipeline:
+            completion = self.repository.complete(job, Status.FINISHED)
+            if completion.won:
+                cycle.finished.append(job.id)
+                self._event(EventKind.FINISHED, job)
+            return completion.won
+        destination = self.destinations[self.route(job.job_type)]
+        self._destination_of[job.id] = destination.name
+        jd.record_destination(destination.name)
+        spec = self._spec(job, prepared, claim)
+        connector = destination.connector
+        reached("staged")
+        try:
+            params_path = connector.prepare_job_environment(spec)
+            reached("prepared")
+            scheduler_id = connector.submit_job(spec, params_path)
+        except PermanentError as exc:
+            self._fail(cycle, job, Status.RUNNING, f"submission refused: {exc}")
+            return False
+        except Exception as exc:  # transient, or a connector's bug: recovery decides later
+            cycle.unavailable.add(destination.name)
+            cycle.errors.append(f"submitting job {job.id} to {destination.name}: {exc}")
+            log.warning("job %s: not submitted (%s: %s); it will be recovered after %.0f s",
+                        job.id, type(exc).__name__, exc, self.submit_grace)
+            return False
+        reached("submitted")
+        try:
+            won = self.repository.set_scheduler_id(job.id, scheduler_id)
+        except InvalidSchedulerId as exc:
+            self._cancel_quietly(destination, [scheduler_id])
+            self._fail(cycle, job, Status.RUNNING, str(exc))
+            return False
+        if not won:
+            log.warning("job %s: another actor moved it while it was being submitted; "
+                        "cancelling scheduler job %s", job.id, scheduler_id)
+            self._cancel_quietly(destination, [scheduler_id])
+            cycle.lost_races.append(job.id)
+            return False
+        reached("id-stored")
+        try:  # the id is in the table; the note only saves a lookup
+            jd.record_destination(destination.name, scheduler_id)
+        except (OSError, UnsafeJobDirectory) as exc:
+            log.warning("job %s: cannot note its scheduler id in its directory: %s", job.id, exc)
+        cycle.started.append(job.id)
+        log.info("job %s (%s) submitted to %s as %s", job.id, job.job_type, destination.name,
+                 scheduler_id)
+        self._event(EventKind.STARTED, job, scheduler_id=scheduler_id)
+        return True
