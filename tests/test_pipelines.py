@@ -29,10 +29,10 @@ from efi_job_manager.pipelines import (
     EfiDatabases,
     JobInputError,
     PreparedJob,
-    relocate_params,
 )
 from efi_job_manager.results import read_stats, stats_to_columns
 from efi_job_manager.rowvalues import RowReader
+from efi_job_manager.toolkit import relocate_params
 
 CASES = golden_cases
 SITE: dict[str, Any] = CASES.SITE_PARAMS

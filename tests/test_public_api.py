@@ -31,9 +31,12 @@ def test_every_public_name_is_importable_and_documented() -> None:
     "from efi_job_manager import BaseConnector, JobSpec, SchedulerStatus, TransientError",
     "import efi_job_manager.connector",
     "import efi_job_manager.transport",
+    "import efi_job_manager.toolkit",
+    "import efi_connector_local.connector",
+    "import efi_connector_slurm.connector",
 ])
 def test_what_a_connector_imports_loads_no_database_layer(statement: str) -> None:
-    """The contract and the transports are importable without SQLAlchemy or the manager."""
+    """The toolkit, and both shipped connectors, import without SQLAlchemy or the manager."""
     code = (f"{statement}\nimport sys\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'"
             " or m in ('efi_job_manager.manager', 'efi_job_manager.repository')))")
@@ -63,3 +66,12 @@ def test_embedding_runs_a_cycle_from_settings(tmp_path: Path) -> None:
         assert Status("new") is Status.NEW
     finally:
         manager.close()
+
+
+def test_the_shipped_connectors_import_only_the_toolkit() -> None:
+    """A connector package uses the public toolkit, never the manager's own modules."""
+    root = Path(__file__).resolve().parents[1]
+    for source in [*root.glob("connectors-*/src/**/*.py")]:
+        for line in source.read_text().splitlines():
+            if line.startswith(("from efi_job_manager", "import efi_job_manager")):
+                assert line.startswith("from efi_job_manager.toolkit import"), (source, line)

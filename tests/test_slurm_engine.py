@@ -297,7 +297,8 @@ def test_slurmctld_stopped_mid_cycle_changes_no_job_and_the_next_cycles_catch_up
     after the restart the running one finishes and the other is recovered and runs."""
     first, second = new_ids(2)
     site.insert(first)
-    connector = site.connector("local", delay=4)
+    # long enough that the first job cannot end during the two cycles of the outage
+    connector = site.connector("local", delay=12)
     manager = site.manager(connector)
     assert manager.run_once().started == (first,)
     wait_state(connector, str(site.raw(first)["schedulerJobId"]), SchedulerState.RUNNING)

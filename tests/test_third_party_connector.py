@@ -66,7 +66,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from efi_job_manager import (
+from efi_job_manager.toolkit import (
     BaseConnector,
     JobSpec,
     PermanentError,

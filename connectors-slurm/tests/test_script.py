@@ -426,3 +426,20 @@ def test_prepare_records_previous_attempts_for_find_job(tmp_path: Path) -> None:
     connector.prepare_job_environment(job)  # a new attempt (an operator's retry)
     data = json.loads(record.read_text())
     assert (data["submitted"], data["previous"]) == ([], ["7", "8"])
+
+
+def test_a_note_left_where_older_versions_kept_it_is_still_read(tmp_path: Path) -> None:
+    """A job staged before the note moved to .efi-slurm/: its submissions stay earlier ones."""
+    job = staged_job(tmp_path)
+    connector = SlurmConnector({})
+    connector.prepare_job_environment(job)
+    data = json.loads((job.job_dir / ATTEMPT_FILE).read_text())
+    data["submitted"] = ["41"]
+    legacy = job.job_dir / ".efi" / "slurm-attempt.json"
+    legacy.parent.mkdir(exist_ok=True)
+    legacy.write_text(json.dumps(data))
+    (job.job_dir / ATTEMPT_FILE).unlink()
+    connector.prepare_job_environment(job)  # the next attempt reads the old note
+    data = json.loads((job.job_dir / ATTEMPT_FILE).read_text())
+    assert (data["submitted"], data["previous"]) == ([], ["41"])
+    assert ATTEMPT_FILE.startswith(".efi-slurm/")

@@ -33,7 +33,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JobDirectory", "UnsafeJobDirectory", "atomic_write_text"]
+from efi_job_manager.jobfiles import atomic_write_text
+
+__all__ = ["JobDirectory", "UnsafeJobDirectory"]
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +44,6 @@ _NOTES = ".efi"
 
 class UnsafeJobDirectory(Exception):
     """A path in a job directory is a symbolic link: the manager refuses to use it."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _copy_atomically(source: Path, target: Path) -> None:

@@ -41,7 +41,6 @@ __all__ = [
     "JobInputError",
     "PreparedJob",
     "SiteNeeds",
-    "relocate_params",
 ]
 
 
@@ -537,40 +536,3 @@ def _override(job_type: str, override: Any, cls: type[Job]) -> _Override:
 def _row_values(job: Job) -> dict[str, Any]:
     mapper = inspect(type(job))
     return {attr.columns[0].name: getattr(job, attr.key) for attr in mapper.column_attrs}
-
-
-def relocate_params(params: Mapping[str, Any], job_dir: Path | str,
-                    new_dir: Path | str) -> dict[str, Any]:
-    """Return ``params`` with the job directory prefix rewritten for another location.
-
-    For a connector that runs the job in another directory (a cluster's scratch
-    space): every string that is ``job_dir`` or starts with ``job_dir/``, also
-    after the ``=`` of a ``filter`` entry, gets ``new_dir`` instead.
-
-    Args:
-        params: The prepared parameters.
-        job_dir: The job directory the parameters were prepared for.
-        new_dir: The directory the job will run in.
-
-    """
-    old = str(job_dir).rstrip("/") or "/"
-    new = str(new_dir).rstrip("/") or "/"
-
-    def fix(text: str) -> str:
-        if text == old or text.startswith(old + "/"):
-            return new + text[len(old):]
-        name, sep, rest = text.partition("=")
-        if sep and (rest == old or rest.startswith(old + "/")):
-            return f"{name}={new}{rest[len(old):]}"
-        return text
-
-    def walk(value: Any) -> Any:
-        if isinstance(value, str):
-            return fix(value)
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
-        return value
-
-    return {k: walk(v) for k, v in params.items()}

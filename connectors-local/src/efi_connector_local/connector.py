@@ -37,15 +37,15 @@ from efi_connector_local.files import (
 )
 from efi_connector_local.processes import ProcessId, group_alive, is_alive
 from efi_connector_local.records import JobRecord, StateStore, is_scheduler_id
-from efi_job_manager.connector import (
+from efi_job_manager.toolkit import (
     BaseConnector,
     JobSpec,
     PermanentError,
+    SchedulerState,
     SchedulerStatus,
     TransientError,
     pipeline_environment,
 )
-from efi_job_manager.status import SchedulerState
 
 __all__ = ["LocalConnector", "default_state_dir"]
 

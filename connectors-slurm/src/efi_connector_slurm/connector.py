@@ -5,7 +5,7 @@ Every Slurm command and file copy goes through an `efi_job_manager.transport` tr
 otherwise), as argument lists; commands are built by `efi_connector_slurm.commands` and their
 output read by `efi_connector_slurm.parsing`.
 
-The connector keeps one small note per job, ``<job_dir>/.efi/slurm-attempt.json``: the
+The connector keeps one small note per job, ``<job_dir>/.efi-slurm/attempt.json``: the
 resources of the current attempt, the scheduler ids it submitted and those of earlier attempts
 (an operator's retry), so that `find_job` ignores the submissions of earlier attempts.
 Everything else lives at the scheduler.
@@ -60,24 +60,24 @@ from efi_connector_slurm.script import (
     resolve_resources,
     retry_resources,
 )
-from efi_job_manager.connector import (
+from efi_job_manager.toolkit import (
+    SCHEDULER,
     BaseConnector,
-    JobSpec,
-    PermanentError,
-    SchedulerStatus,
-    TransientError,
-)
-from efi_job_manager.jobdir import atomic_write_text
-from efi_job_manager.pipelines import relocate_params
-from efi_job_manager.retry import SCHEDULER, retry_call
-from efi_job_manager.status import SchedulerState
-from efi_job_manager.transport import (
     CommandFailed,
     CommandResult,
     HostKeyError,
+    JobSpec,
     LocalTransport,
+    PermanentError,
+    SchedulerState,
+    SchedulerStatus,
     SshTransport,
+    TransientError,
     Transport,
+    atomic_write_text,
+    connector_folder,
+    relocate_params,
+    retry_call,
 )
 
 __all__ = ["ATTEMPT_FILE", "OUTAGE_HOLD", "SQUEUE_CHUNK", "SlurmConnector"]
@@ -85,7 +85,9 @@ __all__ = ["ATTEMPT_FILE", "OUTAGE_HOLD", "SQUEUE_CHUNK", "SlurmConnector"]
 log = logging.getLogger(__name__)
 
 #: The connector's note in the manager's job directory (never copied to the cluster).
-ATTEMPT_FILE = ".efi/slurm-attempt.json"
+ATTEMPT_FILE = ".efi-slurm/attempt.json"
+#: Where versions before the toolkit kept it (read when the new one is missing).
+_LEGACY_ATTEMPT_FILE = ".efi/slurm-attempt.json"
 #: Most ids on one squeue command line (one argument must stay under 128 KiB).
 SQUEUE_CHUNK = 5000
 #: Seconds after sbatch failed transiently (all retries used) during which further
@@ -94,7 +96,8 @@ SQUEUE_CHUNK = 5000
 #: successful squeue (status, find_job) ends the hold early.
 OUTAGE_HOLD = 30.0
 _PARAMS = "params.json"
-_NOTES = ".efi"
+_NOTES = ".efi"  # the manager's notes: never staged to the cluster nor brought back
+_OWN = ".efi-slurm"  # this connector's own notes (`connector_folder`)
 _MESSAGE = 500
 
 
@@ -261,11 +264,13 @@ class SlurmConnector(BaseConnector):
         return data if isinstance(data, dict) else None
 
     def _attempt(self, spec: JobSpec) -> _Attempt | None:
-        data = self._read_json(spec.job_dir / ATTEMPT_FILE)
+        data = (self._read_json(connector_folder(spec.job_dir, "slurm") / "attempt.json")
+                or self._read_json(spec.job_dir / _LEGACY_ATTEMPT_FILE))
         return _Attempt.load(data) if data is not None else None
 
     def _save_attempt(self, spec: JobSpec, attempt: _Attempt) -> None:
-        atomic_write_text(spec.job_dir / ATTEMPT_FILE, attempt.dump())
+        atomic_write_text(connector_folder(spec.job_dir, "slurm") / "attempt.json",
+                          attempt.dump())
 
     # -- the four methods of the contract ----------------------------------------------------
 
@@ -352,7 +357,7 @@ class SlurmConnector(BaseConnector):
                     rest = candidate[len(prefix):]
                     if rest:
                         names[rest.split("/", 1)[0]] = None
-        skip = {_PARAMS, _NOTES, SCRIPT_NAME, "", ".", ".."}
+        skip = {_PARAMS, _NOTES, _OWN, SCRIPT_NAME, "", ".", ".."}
         return [name for name in names if name not in skip and (job_dir / name).exists()]
 
     def submit_job(self, spec: JobSpec, params_path: str) -> str:
@@ -424,7 +429,8 @@ class SlurmConnector(BaseConnector):
         """Bring the job's directory back from the cluster side into ``spec.job_dir``.
 
         In place: nothing to copy. Otherwise ``remote_dir/<id>`` is copied over, without
-        ``retrieve_exclude`` (``work/``), the cluster's ``params.json`` and ``.efi/``.
+        ``retrieve_exclude`` (``work/``), the cluster's ``params.json``, ``.efi/`` and
+        ``.efi-slurm/``.
 
         Raises:
             TransientError: the copy failed or the cluster could not be reached.
@@ -439,7 +445,7 @@ class SlurmConnector(BaseConnector):
             if not spec.job_dir.is_dir():
                 raise PermanentError(f"job {spec.job_id}: {spec.job_dir} does not exist")
             return spec.job_dir
-        exclude = [*self.settings.retrieve_exclude, f"/{_NOTES}/", f"/{_PARAMS}"]
+        exclude = [*self.settings.retrieve_exclude, f"/{_NOTES}/", f"/{_OWN}/", f"/{_PARAMS}"]
         try:
             self.transport.get(directory, spec.job_dir, exclude=exclude)
         except FileNotFoundError as exc:
@@ -630,7 +636,7 @@ class SlurmConnector(BaseConnector):
         Asks squeue (pending, held, running and just-ended jobs) and sacct (jobs slurmctld
         has forgotten; sacct may miss held jobs and briefly name a job ``allocation``).
         Submissions of earlier attempts of the same job (before an operator's retry), as
-        recorded in ``.efi/slurm-attempt.json``, are left out.
+        recorded in ``.efi-slurm/attempt.json``, are left out.
 
         Raises:
             TransientError: squeue failed, or sacct failed while accounting is enabled: an

@@ -18,8 +18,7 @@ from datetime import datetime
 import attrs
 
 from efi_connector_slurm.commands import SACCT_FIELDS, SQUEUE_FIELDS
-from efi_job_manager.connector import PermanentError, SchedulerStatus, TransientError
-from efi_job_manager.status import SchedulerState
+from efi_job_manager.toolkit import PermanentError, SchedulerState, SchedulerStatus, TransientError
 
 __all__ = [
     "CANCELLED_STATES",

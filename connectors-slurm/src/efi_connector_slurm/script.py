@@ -18,8 +18,7 @@ from typing import Any
 
 from efi_connector_slurm.config import Profile, SlurmSettings, check_sbatch_line
 from efi_connector_slurm.units import parse_memory, parse_time, scale_memory, scale_time
-from efi_job_manager.connector import JobSpec
-from efi_job_manager.pipelines import relocate_params
+from efi_job_manager.toolkit import JobSpec, relocate_params
 
 __all__ = [
     "RESOURCE_KEYS",

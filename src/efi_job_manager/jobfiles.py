@@ -1,0 +1,82 @@
+"""A job's files as a connector handles them: atomic writes, moved paths, its own folder.
+
+The manager keeps its notes in ``<job_dir>/.efi/``; a connector keeps its own in
+``<job_dir>/.efi-<connector>/`` (`connector_folder`), never in the manager's.
+Standard library only: importing this loads no database layer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_write_text", "connector_folder", "relocate_params"]
+
+_CONNECTOR_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,40}")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def connector_folder(job_dir: Path, connector: str) -> Path:
+    """The folder a connector keeps its own files in: ``<job_dir>/.efi-<connector>/``.
+
+    Raises:
+        ValueError: ``connector`` is not a short lower-case name.
+    """
+    if not _CONNECTOR_NAME_RE.fullmatch(connector):
+        raise ValueError(f"connector folder name {connector!r}: use a short lower-case name")
+    return job_dir / f".efi-{connector}"
+
+
+def relocate_params(params: Mapping[str, Any], job_dir: Path | str,
+                    new_dir: Path | str) -> dict[str, Any]:
+    """Return ``params`` with the job directory prefix rewritten for another location.
+
+    For a connector that runs the job in another directory (a cluster's scratch
+    space): every string that is ``job_dir`` or starts with ``job_dir/``, also
+    after the ``=`` of a ``filter`` entry, gets ``new_dir`` instead.
+
+    Args:
+        params: The prepared parameters.
+        job_dir: The job directory the parameters were prepared for.
+        new_dir: The directory the job will run in.
+
+    """
+    old = str(job_dir).rstrip("/") or "/"
+    new = str(new_dir).rstrip("/") or "/"
+
+    def fix(text: str) -> str:
+        if text == old or text.startswith(old + "/"):
+            return new + text[len(old):]
+        name, sep, rest = text.partition("=")
+        if sep and (rest == old or rest.startswith(old + "/")):
+            return f"{name}={new}{rest[len(old):]}"
+        return text
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return fix(value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    return {k: walk(v) for k, v in params.items()}
