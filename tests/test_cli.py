@@ -115,7 +115,7 @@ def test_check_reports_the_table_and_the_destinations(
     assert cli(config, "init-db") == 0
     assert cli(config, "check") == 0
     out = capsys.readouterr().out
-    assert "destination default: LocalConnector: ok" in out
+    assert "destination default (local): ok" in out
     assert "s3cret-db-password" not in out
 
 

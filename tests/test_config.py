@@ -7,14 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from efi_job_manager import discovery
+from efi_job_manager.cli import main
 from efi_job_manager.config import (
     LEGACY_SETTINGS,
     ConfigError,
     DatabaseSettings,
     DestinationSettings,
+    Problem,
     Settings,
     parse_duration,
 )
+from efi_job_manager.discovery import load_connectors
+from efi_job_manager.manager import JobManager
 
 SKETCH = (
     """\
@@ -578,3 +583,141 @@ def test_grace_periods_have_a_safe_minimum(write_config: WriteConfig, key: str) 
         Settings.load(path, environ={})
     assert getattr(Settings.load(write_config(f'[manager]\n{key} = "1m"\n'), environ={})
                    .manager, key) == 60.0
+
+
+# --------------------------------------------------------------------------- all at once
+
+
+def test_every_problem_of_a_file_is_reported_at_once(write_config: WriteConfig) -> None:
+    """Each wrong, missing and unknown key is a line of one ConfigError, file first."""
+    path = write_config(
+        '[manager]\ninterval = "soon"\nmax_runing_jobs = 3\nclaim_batch = "10"\n'
+        '[destinations.default]\nsettings = { partition = "x" }\n'
+        '[routing]\ncgfp_quantify = "bigmem"\n'
+        '[notify.email]\nsmtp = "nohost"\npassword = 5\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(path, environ={"EFI_JOB_MANAGER_DATABASE__ECHO": "maybe"})
+    lines = str(caught.value).splitlines()
+    assert lines == caught.value.messages
+    assert len(lines) == len(caught.value.problems) == 9
+    expected = [
+        'EFI_JOB_MANAGER_DATABASE__ECHO: database.echo = "maybe": expected a boolean',
+        f'{path}: manager.interval = "soon": expected a duration',
+        f'{path}: manager.claim_batch = "10": expected an integer >= 1',
+        f"{path}: unknown key manager.max_runing_jobs (did you mean manager.max_running_jobs?)",
+        f"{path}: destinations.default.connector is required but missing",
+        f'{path}: notify.email.smtp = "nohost": expected the SMTP server as "host:port"',
+        f"{path}: notify.email.sender is required but missing",
+        f"{path}: notify.email.password = ***: expected a string",
+        f'{path}: routing.cgfp_quantify = "bigmem": expected the name of a configured',
+    ]
+    for line, start in zip(lines, expected, strict=True):
+        assert line.startswith(start), (line, start)
+
+
+def test_a_problem_keeps_its_parts() -> None:
+    """A Problem can be placed under a key of a file; ConfigError takes plain text too."""
+    problem = Problem(("port",), "invalid", "slurm connector settings", value='"22"',
+                      expected="a port number")
+    placed = problem.within("site.toml", ("destinations", "hpc", "settings"))
+    assert placed.message == (
+        'site.toml: destinations.hpc.settings.port = "22": expected a port number')
+    assert str(ConfigError("a.toml: not found")) == "a.toml: not found"
+
+
+# --------------------------------------------------------------------------- connectors, routing
+
+MINIMAL = """\
+[database]
+url = "sqlite:///{root}/jobs.sqlite"
+[manager]
+results_dir = "{root}/results"
+input_dir = "{root}/uploads"
+[pipelines]
+command = ["true"]
+params = {{ efi_config = "/opt/efi.config", fasta_db = "/db/uniprot" }}
+[pipelines.efi_db]
+default = "efi_202406"
+"""
+
+
+def write_site(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "site.toml"
+    path.write_text(MINIMAL.format(root=tmp_path) + text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("command", [["check"], ["run", "--once"], ["jobs", "list"]])
+def test_a_connectors_settings_error_exits_2_naming_file_and_full_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        command: list[str]) -> None:
+    """Every destination's refused settings are lines of the file, with the full dotted key."""
+    monkeypatch.delenv("EFI_JOB_MANAGER_CONFIG", raising=False)
+    path = write_site(tmp_path, (
+        '[destinations.default]\nconnector = "slurm"\n'
+        '[destinations.default.settings]\npartitoin = "efi"\ncommand_timeout = "soon"\n'
+        '[destinations.big]\nconnector = "slurm"\nsettings = { port = "22" }\n'
+        '[routing]\ncgfp_quantfy = "big"\n'))
+    assert main(["--config", str(path), *command]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("efi-job-manager: ")]
+    assert len(lines) == 4, err
+    assert f"efi-job-manager: {path}: unknown job type routing.cgfp_quantfy (did you mean " \
+           "routing.cgfp_quantify?)" in err
+    assert (f"efi-job-manager: {path}: unknown key destinations.default.settings.partitoin "
+            "(did you mean destinations.default.settings.partition?)") in err
+    assert (f'efi-job-manager: {path}: destinations.default.settings.command_timeout = "soon": '
+            "expected a duration > 0") in err
+    assert (f'efi-job-manager: {path}: destinations.big.settings.port = "22": expected a port '
+            "number") in err
+    assert "Traceback" not in err
+
+
+def test_a_connector_setting_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    """A connector's key set by a variable is named by that variable; "5s" is a duration."""
+    path = write_site(tmp_path, '[destinations.default]\nconnector = "slurm"\n')
+    name = "EFI_JOB_MANAGER_DESTINATIONS__DEFAULT__SETTINGS__COMMAND_TIMEOUT"
+    settings = Settings.load(path, environ={name: "5s"})
+    connectors = load_connectors(settings)
+    try:
+        assert connectors["default"].settings.command_timeout == 5.0  # type: ignore[attr-defined]
+    finally:
+        connectors["default"].close()
+    settings = Settings.load(path, environ={name: "-5s"})
+    with pytest.raises(ConfigError) as caught:
+        load_connectors(settings)
+    assert str(caught.value) == (
+        f'{name}: destinations.default.settings.command_timeout = "-5s": expected a duration > 0'
+        ': seconds, or a string such as "30s", "2m"')
+
+
+def test_a_third_party_connectors_value_error_is_a_problem_of_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connector raising a plain ValueError is reported under its settings' key."""
+
+    class Picky:
+        def __init__(self, config: object) -> None:
+            raise ValueError("picky connector: the setting state_dir is required")
+
+    monkeypatch.setattr(discovery, "connector_class", lambda name: Picky)
+    path = write_site(tmp_path, '[destinations.default]\nconnector = "picky"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_connectors(Settings.load(path, environ={}))
+    assert str(caught.value) == (
+        f"{path}: destinations.default.settings: picky connector: the setting state_dir is "
+        "required")
+
+
+def test_a_misspelt_routing_job_type_is_refused_with_a_hint(tmp_path: Path) -> None:
+    """[routing] keys must be job types of the catalogue; a near miss gets "did you mean"."""
+    path = write_site(tmp_path, (
+        f'[destinations.default]\nconnector = "local"\n'
+        f'settings = {{ state_dir = "{tmp_path}/state" }}\n'
+        '[routing]\nest_generate_fastaa = "default"\n'))
+    with pytest.raises(ConfigError) as caught:
+        JobManager.from_settings(Settings.load(path, environ={}))
+    message = str(caught.value)
+    assert message.startswith(f"{path}: unknown job type routing.est_generate_fastaa (did you "
+                              "mean routing.est_generate_fasta?); known job types: ")
+    assert "cgfp_quantify" in message

@@ -31,8 +31,8 @@ class GoodConnector(BaseConnector):
     def submit_job(self, spec, params_path):
         return "1"
 
-    def get_job_status(self, scheduler_id):
-        return SchedulerStatus(SchedulerState.COMPLETED, raw="done")
+    def get_job_statuses(self, scheduler_ids):
+        return {sid: SchedulerStatus(SchedulerState.COMPLETED, raw="done") for sid in scheduler_ids}
 
     def retrieve_job_results(self, spec):
         return spec.job_dir

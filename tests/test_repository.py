@@ -15,6 +15,8 @@ from efi_job_manager.repository import (
     CandidateJob,
     InvalidSchedulerId,
     JobRepository,
+    column_value,
+    is_stand_in,
     make_engine,
 )
 from efi_job_manager.schema import TableExists, check_table, create_tables, status_index_ddl
@@ -222,13 +224,28 @@ def test_scheduler_id_is_stored_once_as_an_integer(repo: JobRepository) -> None:
     assert raw["schedulerJobId"] == 4711
 
 
-@pytest.mark.parametrize("bad", ["12;cluster", "abc", "", "-3", "99999999999", "１２"])  # noqa: RUF001
-def test_non_numeric_scheduler_id_is_a_clear_error(repo: JobRepository, bad: str) -> None:
-    """A connector's id that does not fit the integer column is refused, nothing written."""
+@pytest.mark.parametrize("opaque", ["12;cluster", "abc", "-3", "99999999999", "１２"])  # noqa: RUF001
+def test_an_opaque_scheduler_id_is_stored_as_its_negative_stand_in(
+        repo: JobRepository, opaque: str) -> None:
+    """An id that is not digits fitting the column is kept as a stable negative stand-in."""
     repo.insert([row(1)])
     repo.claim_new(1)
-    with pytest.raises(InvalidSchedulerId, match=r"job 1: scheduler id .* integer column"):
-        repo.set_scheduler_id(1, bad)
+    assert repo.set_scheduler_id(1, opaque)
+    raw = repo.get_raw(1)
+    assert raw is not None
+    assert raw["schedulerJobId"] == column_value(1, opaque)
+    assert is_stand_in(raw["schedulerJobId"])
+    assert column_value(1, opaque) != column_value(1, opaque + "x")
+
+
+@pytest.mark.parametrize("bad", ["", "a\nb", "x" * 513, 12])
+def test_a_scheduler_id_that_cannot_be_kept_is_a_clear_error(repo: JobRepository,
+                                                            bad: object) -> None:
+    """An empty, multi-line, over-long or non-text id is refused; nothing is written."""
+    repo.insert([row(1)])
+    repo.claim_new(1)
+    with pytest.raises(InvalidSchedulerId, match=r"job 1: the connector returned the scheduler id"):
+        repo.set_scheduler_id(1, bad)  # type: ignore[arg-type]
     raw = repo.get_raw(1)
     assert raw is not None
     assert raw["schedulerJobId"] is None

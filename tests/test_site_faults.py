@@ -193,7 +193,8 @@ def test_a_missing_pipeline_file_holds_the_destination_back_before_any_claim(
     site.clock.advance(3600)
     run_until(manager, lambda: statuses(site, 1, 2) == ["finished", "finished"])
     assert errors_logged(caplog, "its pipeline cannot run there") == 1
-    assert any("fixed: destination default: its pipeline" in r.message for r in caplog.records)
+    assert any("fixed: destination default (local): its pipeline" in r.message
+               for r in caplog.records)
 
 
 def test_check_reports_missing_and_unwritable_directories(

@@ -79,7 +79,7 @@ def test_the_stand_in_site_checks_ok(tmp_path: Path,
     """The stand-in's interpreter is found; the EFI data is not needed without EST's pipelines."""
     code, out = check(write_config(tmp_path, STANDIN), capsys)
     assert code == 0, out
-    assert "destination default: LocalConnector: ok (1 executables and paths for" in out
+    assert "destination default (local): ok (1 executables and paths for" in out
 
 
 def test_missing_nextflow_pipelines_configs_and_data_are_each_named(

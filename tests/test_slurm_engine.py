@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import subprocess
 import sys
 import sysconfig
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta
+from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +27,17 @@ import attrs
 import pytest
 import sqlalchemy as sa
 from reliability import RecordProperty, record
-from slurm_lab import CLUSTER_SH, ROOT, lab_environment, new_ids, slurm_jobs
+from slurm_lab import ROOT, Lab, lab_environment, new_ids, slurm_jobs
 
 from efi_connector_slurm import SlurmConnector
-from efi_job_manager import retry
+from efi_job_manager import retry, testing
 from efi_job_manager.connector import SchedulerStatus
 from efi_job_manager.manager import CycleReport, Destination, JobManager
-from efi_job_manager.pipelines import STANDIN_COMMAND, Catalogue, EfiDatabases
+from efi_job_manager.pipelines import STANDIN_COMMAND
 from efi_job_manager.repository import JobRepository, make_engine
 from efi_job_manager.schema import create_tables
 from efi_job_manager.status import SchedulerState, Status
 
-FASTA = ">sp|P0A9Q7|ADHE_ECOLI\nMAVTNVAELNALVERVKKAQ\n>sp|P0A9Q8|ADHE_ECO57\nMAVTNVAELNAL\n"
 #: The stand-in as efijm can run it (see the module docstring).
 SSH_STANDIN_COMMAND = (
     "/usr/bin/env", f"PYTHONPATH={ROOT / 'src'}:{sysconfig.get_paths()['purelib']}",
@@ -51,64 +50,26 @@ def lab_env() -> dict[str, str]:
     return lab_environment()
 
 
-class Clock:
-    """Real time that a test can push forward (for grace periods)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return (datetime.now() + self.offset).replace(microsecond=0)
-
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
-
-
 @attrs.define
-class Site:
-    """A results dir, an upload dir, a SQLite database, managers on the lab."""
+class Site(testing.Site):
+    """`efi_job_manager.testing.Site` on the lab: Slurm connectors, the lab's commands."""
 
-    root: Path
-    url: str
-    env: dict[str, str]
-    clock: Clock = attrs.Factory(Clock)
-    managers: list[JobManager] = attrs.Factory(list)
+    lab: Lab = attrs.Factory(lambda: Lab({}))
 
     @property
-    def results(self) -> Path:
-        return self.root / "results"
-
-    @property
-    def uploads(self) -> Path:
-        return self.root / "uploads"
-
-    def slurm(self, args: list[str], check: bool = True) -> str:
-        done = subprocess.run(args, capture_output=True, text=True, env=self.env, timeout=60,
-                              check=check)
-        return done.stdout
-
-    @attrs.define
-    class _Stopped:
-        site: Site
-        daemon: str
-
-        def __enter__(self) -> None:
-            self.site.cluster("stop", self.daemon)
-
-        def __exit__(self, *exc: object) -> None:
-            self.site.cluster("start", self.daemon)
+    def env(self) -> dict[str, str]:
+        """The lab's environment."""
+        return self.lab.env
 
     def cluster(self, *args: str) -> None:
-        done = subprocess.run([str(CLUSTER_SH), *args], capture_output=True, text=True,
-                              env=self.env, timeout=120, check=False)
-        assert done.returncode == 0, f"cluster.sh {' '.join(args)}: {done.stdout}{done.stderr}"
+        self.lab.cluster(*args)
 
-    def stopped(self, daemon: str) -> Site._Stopped:
+    def stopped(self, daemon: str) -> AbstractContextManager[None]:
         """Stop one lab daemon for a ``with`` block; it is started again whatever happens."""
-        return Site._Stopped(self, daemon)
+        return self.lab.stopped(daemon)
 
-    def connector(self, mode: str, *, delay: float = 0, fail: int | None = None,
-                  **settings: Any) -> SlurmConnector:
+    def slurm_connector(self, mode: str, *, delay: float = 0, fail: int | None = None,
+                        **settings: Any) -> SlurmConnector:
         export = f"--export=ALL,EFI_STANDIN_DELAY={delay:g}"
         if fail is not None:
             export += f",EFI_STANDIN_FAIL={fail}"
@@ -121,44 +82,23 @@ class Site:
                         ssh_config=self.env["EFI_SLURM_SSH_CONFIG"], remote_dir=str(remote))
         return SlurmConnector({**base, **settings})
 
-    def manager(self, connector: SlurmConnector, mode: str = "local",
-                command: tuple[str, ...] | None = None) -> JobManager:
-        repo = JobRepository(make_engine(self.url), clock=self.clock)
-        catalogue = Catalogue.from_settings(
-            pipeline_dir=None, config_dir=None,
-            command=command or (STANDIN_COMMAND if mode == "local" else SSH_STANDIN_COMMAND),
-            params={"efi_config": "/opt/efi.config", "fasta_db": "/db/uniprot"}, overrides={},
-            efi_db=EfiDatabases(default="efi_202406"))
-        manager = JobManager(
-            repo, {"default": Destination("default", connector)}, catalogue,
-            results_dir=self.results, input_dir=self.uploads, clock=self.clock,
-            submit_grace=60, lost_grace=120)
-        self.managers.append(manager)
-        return manager
+    def slurm_manager(self, connector: SlurmConnector, mode: str = "local",
+                      command: tuple[str, ...] | None = None) -> JobManager:
+        return self.manager(
+            destinations={"default": Destination("default", connector)},
+            command=command or (STANDIN_COMMAND if mode == "local" else SSH_STANDIN_COMMAND))
 
-    def insert(self, *job_ids: int) -> None:
-        repo = JobRepository(make_engine(self.url))
-        repo.insert([{
-            "id": job_id, "uuid": f"u-{job_id}", "status": "new",
-            "job_type": "est_generate_fasta", "isPublic": False, "user_id": 1,
-            "jobFilename": "seqs.fasta", "allByAllBlastEValue": 5,
-            "sequence_version": "uniprot", "timeCreated": datetime(2026, 11, 1),
-        } for job_id in job_ids])
-        repo.close()
-
-    def raw(self, job_id: int) -> Mapping[str, Any]:
-        repo = JobRepository(make_engine(self.url))
-        raw = repo.get_raw(job_id)
-        repo.close()
-        assert raw is not None
-        return dict(raw)
-
-    def status(self, job_id: int) -> str:
-        return str(self.raw(job_id)["status"])
+    def insert_fasta(self, *job_ids: int) -> None:
+        self.insert(*(testing.fasta_job(job_id, timeCreated=datetime(2026, 11, 1))
+                      for job_id in job_ids))
 
     def names(self, job_id: int) -> set[str]:
         """Every Slurm job id named for this job (``efi-<job_id>-<claim>``) in squeue or sacct."""
         return set(slurm_jobs(self.env, job_id))
+
+
+def _no_default_connector(name: str, **options: Any) -> SlurmConnector:
+    raise AssertionError("build Slurm connectors with site.slurm_connector(mode)")
 
 
 @pytest.fixture
@@ -167,10 +107,10 @@ def site(tmp_path: Path, lab_env: dict[str, str]) -> Iterator[Site]:
     engine = make_engine(url)
     create_tables(engine)
     engine.dispose()
-    s = Site(tmp_path, url, lab_env)
+    s = Site(tmp_path, url, _no_default_connector, lab=Lab(lab_env))
     s.uploads.mkdir()
     s.results.mkdir(exist_ok=True)
-    (s.uploads / "seqs.fasta").write_text(FASTA)
+    (s.uploads / "seqs.fasta").write_text(testing.FASTA)
     yield s
     ids = []
     for manager in s.managers:
@@ -183,19 +123,12 @@ def site(tmp_path: Path, lab_env: dict[str, str]) -> Iterator[Site]:
             if directory and Path(directory).is_relative_to(s.env["EFI_SLURM_SCRATCH"]):
                 shutil.rmtree(directory, ignore_errors=True)
     if ids:
-        s.slurm(["scancel", *ids], check=False)
+        s.lab.run(["scancel", *ids], check=False)
 
 
 def run_until(manager: JobManager, done: Callable[[], bool], timeout: float = 90.0,
               ) -> list[CycleReport]:
-    reports = []
-    deadline = time.monotonic() + timeout
-    while True:
-        reports.append(manager.run_once())
-        if done():
-            return reports
-        assert time.monotonic() < deadline, f"not done after {timeout} s: {reports[-3:]}"
-        time.sleep(0.3)
+    return testing.run_until(manager, done, timeout, pause=0.3)
 
 
 def wait_state(connector: SlurmConnector, scheduler_id: str, state: SchedulerState,
@@ -221,8 +154,8 @@ def result_columns(site: Site, job_id: int) -> tuple[Any, Any]:
 @pytest.mark.parametrize("mode", ["local", "ssh"])
 def test_a_job_runs_on_slurm_to_finished_with_its_results(site: Site, mode: str) -> None:
     (job_id,) = new_ids()
-    site.insert(job_id)
-    manager = site.manager(site.connector(mode), mode)
+    site.insert_fasta(job_id)
+    manager = site.slurm_manager(site.slurm_connector(mode), mode)
     assert manager.run_once().started == (job_id,)
     scheduler_id = str(site.raw(job_id)["schedulerJobId"])
     assert site.names(job_id) == {scheduler_id}
@@ -236,8 +169,8 @@ def test_a_job_runs_on_slurm_to_finished_with_its_results(site: Site, mode: str)
 
 def test_a_pipeline_exiting_3_fails_the_job_with_the_exit_code(site: Site) -> None:
     (job_id,) = new_ids()
-    site.insert(job_id)
-    manager = site.manager(site.connector("local", fail=3))
+    site.insert_fasta(job_id)
+    manager = site.slurm_manager(site.slurm_connector("local", fail=3))
     run_until(manager, lambda: site.status(job_id) == "failed")
     failure = manager.job_dir(job_id).failure()
     assert failure is not None
@@ -251,15 +184,15 @@ def test_out_of_memory_then_retried_with_more_memory_finishes(site: Site) -> Non
     """Killed over --mem=40M (reason OUT_OF_MEMORY); ``retry`` asks the connector, which
     triples the memory; the next submission gets --mem=120M and finishes."""
     (job_id,) = new_ids()
-    site.insert(job_id)
+    site.insert_fasta(job_id)
     allocate_then_standin = (
         "/bin/sh", "-c",
         "/usr/bin/python3 -c 'import time; b = b\"x\" * (60 << 20); time.sleep(3)' && "
         'exec "$0" -m efi_job_manager.standin "$1" "$2"',
         sys.executable, "{pipeline_name}", "{params_file}",
     )
-    connector = site.connector("local", memory="40M", retry_memory_factor=3)
-    manager = site.manager(connector, command=allocate_then_standin)
+    connector = site.slurm_connector("local", memory="40M", retry_memory_factor=3)
+    manager = site.slurm_manager(connector, command=allocate_then_standin)
     run_until(manager, lambda: site.status(job_id) == "failed")
     failure = manager.job_dir(job_id).failure()
     assert failure is not None
@@ -274,9 +207,9 @@ def test_out_of_memory_then_retried_with_more_memory_finishes(site: Site) -> Non
 
 def test_a_job_cancelled_in_the_database_is_scancelled(site: Site) -> None:
     (job_id,) = new_ids()
-    site.insert(job_id)
-    connector = site.connector("local", delay=120)
-    manager = site.manager(connector)
+    site.insert_fasta(job_id)
+    connector = site.slurm_connector("local", delay=120)
+    manager = site.slurm_manager(connector)
     assert manager.run_once().started == (job_id,)
     scheduler_id = str(site.raw(job_id)["schedulerJobId"])
     wait_state(connector, scheduler_id, SchedulerState.RUNNING)
@@ -296,13 +229,13 @@ def test_slurmctld_stopped_mid_cycle_changes_no_job_and_the_next_cycles_catch_up
     running (sacct still answers), the new one is claimed but not submitted and not failed;
     after the restart the running one finishes and the other is recovered and runs."""
     first, second = new_ids(2)
-    site.insert(first)
+    site.insert_fasta(first)
     # long enough that the first job cannot end during the two cycles of the outage
-    connector = site.connector("local", delay=12)
-    manager = site.manager(connector)
+    connector = site.slurm_connector("local", delay=12)
+    manager = site.slurm_manager(connector)
     assert manager.run_once().started == (first,)
     wait_state(connector, str(site.raw(first)["schedulerJobId"]), SchedulerState.RUNNING)
-    site.insert(second)
+    site.insert_fasta(second)
     real = connector.get_job_statuses
     calls = []
 
@@ -338,11 +271,11 @@ def test_sshd_stopped_changes_no_job_and_the_next_cycles_catch_up(site: Site) ->
     """The login node unreachable: nothing changes state, no new job is claimed for it;
     once sshd is back the running job finishes and the new one runs."""
     first, second = new_ids(2)
-    site.insert(first)
-    connector = site.connector("ssh", delay=3)
-    manager = site.manager(connector, "ssh")
+    site.insert_fasta(first)
+    connector = site.slurm_connector("ssh", delay=3)
+    manager = site.slurm_manager(connector, "ssh")
     assert manager.run_once().started == (first,)
-    site.insert(second)
+    site.insert_fasta(second)
     with site.stopped("sshd"):
         connector.close()  # the open master connection would outlive the listener
         with retry.testing(attempts=1):
@@ -359,8 +292,8 @@ def test_sshd_stopped_changes_no_job_and_the_next_cycles_catch_up(site: Site) ->
 def test_a_manager_killed_right_after_sbatch_adopts_the_job_instead_of_resubmitting(
         site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     (job_id,) = new_ids()
-    site.insert(job_id)
-    crashing = site.manager(site.connector("local", delay=2))
+    site.insert_fasta(job_id)
+    crashing = site.slurm_manager(site.slurm_connector("local", delay=2))
 
     def crash(*_args: object) -> bool:
         raise KeyboardInterrupt("power cut")
@@ -373,7 +306,7 @@ def test_a_manager_killed_right_after_sbatch_adopts_the_job_instead_of_resubmitt
     submitted = site.names(job_id)
     assert len(submitted) == 1
 
-    restarted = site.manager(site.connector("local", delay=2))
+    restarted = site.slurm_manager(site.slurm_connector("local", delay=2))
     assert restarted.run_once().recovered == ()  # inside the grace period: left alone
     site.clock.advance(120)
     assert restarted.run_once().recovered == (job_id,)
@@ -388,8 +321,8 @@ def test_a_slurm_job_never_gets_the_managers_secrets(site: Site,
     monkeypatch.setenv("EFI_JOB_MANAGER_DATABASE__PASSWORD", "db-s3cret-1")
     monkeypatch.setenv("PGPASSWORD", "pg-s3cret-3")
     (job_id,) = new_ids()
-    site.insert(job_id)
-    manager = site.manager(site.connector("local"), "local", command=(
+    site.insert_fasta(job_id)
+    manager = site.slurm_manager(site.slurm_connector("local"), "local", command=(
         "sh", "-c", "env > job-env.txt && echo '{{\"num_ids\": 1}}' > stats.json"))
     run_until(manager, lambda: site.status(job_id) == "finished")
     seen = (site.results / str(job_id) / "job-env.txt").read_text()
@@ -410,7 +343,7 @@ def test_check_site_finds_missing_executables_and_paths_where_sbatch_runs(
     plain = scratch / "not-executable"
     plain.write_text("#!/bin/sh\n")
     plain.chmod(0o644)
-    connector = site.connector(mode)
+    connector = site.slurm_connector(mode)
     try:
         problems = connector.check_site(
             ["sbatch", "no-such-program-42", "/bin/sh", str(plain)],

@@ -12,28 +12,15 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from stevedore import ExtensionManager
 
-from efi_job_manager import (
-    Destination,
-    JobManager,
-    JobRepository,
-    JobSpec,
-    available_connectors,
-    load_connector,
-)
+from efi_job_manager import BaseConnector, JobSpec, available_connectors, load_connector
 from efi_job_manager.cli import main
-from efi_job_manager.pipelines import STANDIN_COMMAND, Catalogue, EfiDatabases
-from efi_job_manager.repository import make_engine
-from efi_job_manager.schema import create_tables
-
-FASTA = ">sp|P0A9Q7|ADHE_ECOLI\nMAVTNVAELNALVERVKKAQ\n>sp|P0A9Q8|ADHE_ECO57\nMAVTNVAELNAL\n"
+from efi_job_manager.testing import ConnectorContract, fasta_job, make_site
 
 PYPROJECT = """\
 [build-system]
@@ -63,7 +50,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from efi_job_manager.toolkit import (
@@ -113,7 +100,10 @@ class EchoConnector(BaseConnector):
         self._write(scheduler_id, {"name": spec.name, "exit_code": code})
         return scheduler_id
 
-    def get_job_status(self, scheduler_id: str) -> SchedulerStatus:
+    def get_job_statuses(self, scheduler_ids: Iterable[str]) -> dict[str, SchedulerStatus]:
+        return {sid: self._status(sid) for sid in scheduler_ids}
+
+    def _status(self, scheduler_id: str) -> SchedulerStatus:
         record = self._read(scheduler_id)
         if record is None:
             return SchedulerStatus.unknown(reason=f"no record of job {scheduler_id}")
@@ -198,10 +188,10 @@ def echo_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return wheels[0]
 
 
-@pytest.fixture
-def installed_echo(echo_wheel: Path, tmp_path: Path) -> Iterator[Path]:
+@pytest.fixture(scope="module")
+def installed_echo(echo_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Install the wheel into its own folder and put that folder on sys.path."""
-    site = tmp_path / "site"
+    site = tmp_path_factory.mktemp("echo-site") / "site"
     _run(_install_command(echo_wheel, site), "installing the wheel")
     assert (site / "efi_connector_echo-0.1.0.dist-info" / "entry_points.txt").is_file()
     sys.path.insert(0, str(site))
@@ -230,41 +220,19 @@ def test_an_installed_wheel_adds_a_connector_that_runs_a_job(
     assert line.split()[1:] == ["efi_connector_echo:EchoConnector", "efi-connector-echo",
                                 "0.1.0", "ok"]
 
-    url = f"sqlite:///{tmp_path / 'efi.db'}"
-    engine = make_engine(url)
-    create_tables(engine)
-    uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    (tmp_path / "results").mkdir()
-    (uploads / "seqs.fasta").write_text(FASTA)
-    repository = JobRepository(engine)
-    repository.insert([{
-        "id": 1, "uuid": "u-1", "status": "new", "job_type": "est_generate_fasta",
-        "isPublic": False, "user_id": 1, "jobFilename": "seqs.fasta",
-        "allByAllBlastEValue": 5, "sequence_version": "uniprot",
-        "timeCreated": datetime(2026, 11, 1)}])
-    catalogue = Catalogue.from_settings(
-        pipeline_dir=None, config_dir=None, command=STANDIN_COMMAND,
-        params={"efi_config": "/x", "fasta_db": "/db/uniprot"}, overrides={},
-        efi_db=EfiDatabases(default="efi_202406"))
     connector = load_connector("echo", {"state_dir": str(tmp_path / "echo-state")})
-    manager = JobManager(repository, {"default": Destination("default", connector)}, catalogue,
-                         results_dir=tmp_path / "results", input_dir=uploads)
-    try:
+    with make_site(tmp_path, f"sqlite:///{tmp_path / 'efi.db'}", lambda _: connector) as site:
+        site.insert(fasta_job(1))
+        manager = site.manager()
         reports = [manager.run_once()]  # claims, stages and submits: the echo runs it now
         while len(reports) < 4 and not reports[-1].finished:
             reports.append(manager.run_once())  # polls: COMPLETED, stats.json into columns
-        raw = repository.get_raw(1)
-        assert raw is not None
+        raw = site.raw(1)
         assert raw["status"] == "finished", (reports, manager.job_dir(1).failure())
         assert reports[0].started == (1,)
         assert raw["schedulerJobId"] == 1
-        with engine.connect() as conn:
-            table = sa.table("Job", sa.column("id"), sa.column("numFastaHeaders"))
-            headers = conn.execute(sa.select(table.c.numFastaHeaders)
-                                   .where(table.c.id == 1)).scalar_one()
-        assert headers == 2
-        job_dir = tmp_path / "results" / "1"
+        assert raw["numFastaHeaders"] == 2
+        job_dir = site.results / "1"
         assert (job_dir / "stats.json").is_file()
         assert (job_dir / "stdout.log").is_file()
         claim = manager.job_dir(1).claim_of("u-1")
@@ -272,5 +240,13 @@ def test_an_installed_wheel_adds_a_connector_that_runs_a_job(
         spec = JobSpec(1, "est_generate_fasta", job_dir, (), claim=claim)
         assert spec.name == f"efi-1-{claim}"
         assert list(connector.find_job(spec)) == ["1"]
-    finally:
-        manager.close()
+
+
+class TestEchoConnectorContract(ConnectorContract):
+    """The installed third-party connector passes the contract suite (it runs jobs at once)."""
+
+    runs_in_background = False
+
+    @pytest.fixture
+    def make_connector(self, installed_echo: Path, tmp_path: Path) -> Callable[[], BaseConnector]:
+        return lambda: load_connector("echo", {"state_dir": str(tmp_path / "echo-state")})

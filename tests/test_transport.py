@@ -26,8 +26,8 @@ from efi_job_manager.transport import (
     LocalTransport,
     SshTransport,
     Transport,
-    _excluded,
 )
+from efi_job_manager.transport.trees import _excluded
 
 HAVE_RSYNC = shutil.which("rsync") is not None
 

@@ -12,96 +12,29 @@ when it is not. It is found through ``$EFI_SLURM_LAB/env.sh`` (default ``/tmp/ef
 from __future__ import annotations
 
 import json
-import os
 import random
-import shlex
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from slurm_lab import Lab, current_lab
 
 from efi_connector_slurm import SlurmConnector
 from efi_job_manager.connector import JobSpec, SchedulerStatus
 from efi_job_manager.status import SchedulerState
 
-ROOT = Path(__file__).resolve().parents[2]
-CLUSTER_SH = ROOT / "tests" / "slurm" / "cluster.sh"
-LAB_DIR = Path(os.environ.get("EFI_SLURM_LAB", "/tmp/efi-slurm-lab"))
-UP_HINT = "the Slurm lab is not up: run `tests/slurm/cluster.sh up` (as root) first"
 POLL_TIMEOUT = 60.0
-
-
-def read_env_sh(path: Path) -> dict[str, str]:
-    """The ``export NAME=value`` lines of the lab's env.sh."""
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export ") and "=" in line:
-            name, _, value = line.removeprefix("export ").partition("=")
-            values[name] = shlex.split(value)[0] if value else ""
-    return values
-
-
-@attrs.define
-class Lab:
-    """The running lab: its environment and its daemons."""
-
-    env: dict[str, str]
-
-    @property
-    def scratch(self) -> Path:
-        return Path(self.env.get("EFI_SLURM_SCRATCH", str(LAB_DIR / "scratch")))
-
-    def run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run a Slurm command here as root (the lab's administrator)."""
-        return subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=60,
-                              check=check)
-
-    def cluster(self, *args: str) -> None:
-        done = subprocess.run([str(CLUSTER_SH), *args], capture_output=True, text=True,
-                              env=self.env, timeout=120, check=False)
-        assert done.returncode == 0, f"cluster.sh {' '.join(args)}: {done.stdout}{done.stderr}"
-
-    @contextmanager
-    def stopped(self, daemon: str) -> Iterator[None]:
-        """Stop one daemon for the block; it is started again whatever happens."""
-        self.cluster("stop", daemon)
-        try:
-            yield
-        finally:
-            self.cluster("start", daemon)
-
-    def names(self, name: str) -> list[str]:
-        """Every job id Slurm knows under ``name`` (squeue and sacct, as root)."""
-        ids = set()
-        queue = self.run(["squeue", "--noheader", "--states=all", "--format=%i",
-                          f"--name={name}"]).stdout
-        accounting = self.run(["sacct", "-X", "--noheader", "--parsable2", "--format=JobID",
-                               "--starttime", "now-1days", "--name", name]).stdout
-        for line in (queue + accounting).splitlines():
-            if line.strip():
-                ids.add(line.strip())
-        return sorted(ids, key=int)
 
 
 @pytest.fixture(scope="session")
 def lab() -> Lab:
     """The lab, after checking that every daemon is up."""
-    status = subprocess.run([str(CLUSTER_SH), "status"], capture_output=True, text=True,
-                            timeout=600, env={**os.environ, "EFI_SLURM_LAB": str(LAB_DIR)},
-                            check=False)
-    if status.returncode != 0:
-        pytest.fail(f"{UP_HINT}\n{status.stdout}{status.stderr}", pytrace=False)
-    env_sh = LAB_DIR / "env.sh"
-    if not env_sh.is_file():
-        pytest.fail(f"{UP_HINT} ({env_sh} is missing)", pytrace=False)
-    return Lab({**os.environ, **read_env_sh(env_sh)})
+    return current_lab()
 
 
 @attrs.define

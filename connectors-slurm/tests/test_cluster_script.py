@@ -6,7 +6,6 @@ not. The lab is found through ``$EFI_SLURM_LAB/env.sh`` (default ``/tmp/efi-slur
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import time
@@ -16,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from slurm_lab import LAB_DIR, lab_environment
 
 from efi_connector_slurm.commands import (
     find_job_command,
@@ -33,40 +33,13 @@ from efi_connector_slurm.parsing import (
 from efi_job_manager.connector import SchedulerStatus
 from efi_job_manager.status import SchedulerState as S
 
-ROOT = Path(__file__).resolve().parents[2]
-CLUSTER_SH = ROOT / "tests" / "slurm" / "cluster.sh"
-LAB = Path(os.environ.get("EFI_SLURM_LAB", "/tmp/efi-slurm-lab"))
-UP_HINT = "the Slurm lab is not up: run `tests/slurm/cluster.sh up` (as root) first"
 POLL_SECONDS = 60.0
-
-
-def read_env_sh(path: Path) -> dict[str, str]:
-    """The ``export NAME=value`` lines of the lab's env.sh."""
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export ") and "=" in line:
-            name, _, value = line.removeprefix("export ").partition("=")
-            values[name] = shlex.split(value)[0] if value else ""
-    return values
 
 
 @pytest.fixture(scope="module")
 def lab_env() -> dict[str, str]:
     """The environment for Slurm commands on the lab, after checking that it is up."""
-    status = subprocess.run(
-        [str(CLUSTER_SH), "status"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "EFI_SLURM_LAB": str(LAB)},
-        check=False,
-    )
-    if status.returncode != 0:
-        pytest.fail(f"{UP_HINT}\n{status.stdout}{status.stderr}", pytrace=False)
-    env_sh = LAB / "env.sh"
-    if not env_sh.is_file():
-        pytest.fail(f"{UP_HINT} ({env_sh} is missing)", pytrace=False)
-    return {**os.environ, **read_env_sh(env_sh)}
+    return lab_environment()
 
 
 def run(
@@ -76,7 +49,7 @@ def run(
 
 
 def submit(env: dict[str, str], name: str, script: str, *extra: str) -> str:
-    scratch = env.get("EFI_SLURM_SCRATCH", str(LAB / "scratch"))
+    scratch = env.get("EFI_SLURM_SCRATCH", str(LAB_DIR / "scratch"))
     done = run(
         ["sbatch", "--parsable", f"--job-name={name}", f"--chdir={scratch}",
          f"--output={scratch}/%j.out", *extra, f"--wrap={script}"],
@@ -168,7 +141,7 @@ def test_unknown_id_squeue_exits_0_and_says_nothing(lab_env: dict[str, str]) -> 
 
 def test_job_submitted_over_ssh_as_efijm(lab_env: dict[str, str]) -> None:
     """The login-node path: efijm submits over ssh; root's sacct sees it COMPLETED."""
-    scratch = lab_env.get("EFI_SLURM_SCRATCH", str(LAB / "scratch"))
+    scratch = lab_env.get("EFI_SLURM_SCRATCH", str(LAB_DIR / "scratch"))
     remote = shlex.join(
         ["sbatch", "--parsable", f"--job-name={unique_name()}", f"--chdir={scratch}",
          "--output=/dev/null", "--wrap=id -un"]

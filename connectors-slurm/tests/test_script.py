@@ -23,7 +23,7 @@ from efi_connector_slurm.commands import (
     sacct_workdir_command,
     sbatch_command,
 )
-from efi_connector_slurm.config import Profile
+from efi_connector_slurm.config import PROFILE_KEYS, SETTING_KEYS, Profile
 from efi_connector_slurm.connector import ATTEMPT_FILE
 from efi_connector_slurm.parsing import (
     accounting_unavailable,
@@ -40,6 +40,7 @@ from efi_connector_slurm.units import (
     scale_time,
 )
 from efi_job_manager.connector import JobSpec, PermanentError
+from efi_job_manager.toolkit import ConfigError
 from efi_job_manager.transport import LocalTransport
 
 OVER_MEMORY_OUTPUT = (
@@ -84,32 +85,34 @@ def test_defaults() -> None:
 
 
 @pytest.mark.parametrize(("config", "named"), [
-    ({"partitions": "efi"}, "'partitions'"),
-    ({"transport": "slurm"}, "'transport': 'slurm'"),
-    ({"port": "22"}, "'port': '22'"),
-    ({"port": 70000}, "'port': 70000"),
-    ({"chunk_size": 0}, "'chunk_size': 0"),
-    ({"chunk_size": True}, "'chunk_size': True"),
-    ({"time": "soon"}, "'time': 'soon'"),
-    ({"memory": "1.5G"}, "'memory': '1.5G'"),
-    ({"cpus": 0}, "'cpus': 0"),
-    ({"partition": "efi; rm -rf /"}, "'partition'"),
-    ({"extra_sbatch": "--hold"}, "'extra_sbatch': '--hold'"),
-    ({"extra_sbatch": ["--hold\n#SBATCH --uid=0"]}, "'extra_sbatch[0]'"),
-    ({"extra_sbatch": ["hold"]}, "'extra_sbatch[0]': 'hold'"),
+    ({"partitions": "efi"}, "unknown key partitions (did you mean partition?)"),
+    ({"transport": "slurm"}, 'transport = "slurm"'),
+    ({"port": "22"}, 'port = "22"'),
+    ({"port": 70000}, "port = 70000"),
+    ({"chunk_size": 0}, "chunk_size = 0"),
+    ({"chunk_size": True}, "chunk_size = true"),
+    ({"time": "soon"}, 'time = "soon"'),
+    ({"memory": "1.5G"}, 'memory = "1.5G"'),
+    ({"cpus": 0}, "cpus = 0"),
+    ({"partition": "efi; rm -rf /"}, 'partition = "efi; rm -rf /"'),
+    ({"extra_sbatch": "--hold"}, 'extra_sbatch = "--hold"'),
+    ({"extra_sbatch": ["--hold\n#SBATCH --uid=0"]},
+     'extra_sbatch[0] = "--hold\\n#SBATCH --uid=0"'),
+    ({"extra_sbatch": ["hold"]}, 'extra_sbatch[0] = "hold"'),
     ({"extra_sbatch": ["--job-name=mine"]}, "sets itself"),
     ({"extra_sbatch": ["--output /tmp/x"]}, "sets itself"),
-    ({"profiles": {"est": {"mem": "32G"}}}, "'profiles.est.mem'"),
-    ({"profiles": {"est": {"memory": "lots"}}}, "'profiles.est.memory': 'lots'"),
-    ({"profiles": {"est": "big"}}, "'profiles.est': 'big'"),
-    ({"sacct_lookback": -1}, "'sacct_lookback': -1"),
-    ({"retry_time_factor": 0.5}, "'retry_time_factor': 0.5"),
-    ({"retrieve_exclude": "work/"}, "'retrieve_exclude': 'work/'"),
-    ({"strict_host_key_checking": "maybe"}, "'strict_host_key_checking': 'maybe'"),
-    ({"remote_dir": "relative/dir"}, "'remote_dir': 'relative/dir'"),
-    ({"remote_dir": "/with space"}, "'remote_dir': '/with space'"),
-    ({"transport": "ssh", "remote_dir": "/scratch"}, "'host': None"),
-    ({"transport": "ssh", "host": "login"}, "'remote_dir': None"),
+    ({"profiles": {"est": {"mem": "32G"}}},
+     "unknown key profiles.est.mem (did you mean profiles.est.memory?)"),
+    ({"profiles": {"est": {"memory": "lots"}}}, 'profiles.est.memory = "lots"'),
+    ({"profiles": {"est": "big"}}, 'profiles.est = "big"'),
+    ({"sacct_lookback": -1}, "sacct_lookback = -1"),
+    ({"retry_time_factor": 0.5}, "retry_time_factor = 0.5"),
+    ({"retrieve_exclude": "work/"}, 'retrieve_exclude = "work/"'),
+    ({"strict_host_key_checking": "maybe"}, 'strict_host_key_checking = "maybe"'),
+    ({"remote_dir": "relative/dir"}, 'remote_dir = "relative/dir"'),
+    ({"remote_dir": "/with space"}, 'remote_dir = "/with space"'),
+    ({"transport": "ssh", "remote_dir": "/scratch"}, "host is required but missing"),
+    ({"transport": "ssh", "host": "login"}, "remote_dir is required but missing"),
 ])
 def test_invalid_settings_name_the_key_the_value_and_the_expectation(
         config: dict[str, Any], named: str) -> None:
@@ -134,6 +137,39 @@ def test_a_full_configuration_is_accepted() -> None:
     assert settings.remote_dir == "/scratch/efi"
     assert settings.defaults.time == "60"
     assert settings.profiles["est"] == Profile(memory="32G", cpus=2, max_memory="128G")
+
+
+def test_durations_take_the_cores_forms() -> None:
+    """command_timeout and sacct_lookback read "5s", "2d" like the core's durations."""
+    settings = parse_settings({"command_timeout": "5s", "sacct_lookback": "1d12h"})
+    assert (settings.command_timeout, settings.sacct_lookback) == (5.0, 129600.0)
+    assert parse_settings({"command_timeout": 30}).command_timeout == 30.0
+    with pytest.raises(ValueError, match=r'command_timeout = "0s": expected a duration > 0'):
+        parse_settings({"command_timeout": "0s"})
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    """One ConfigError names every wrong and unknown key, one line each."""
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"port": "22", "partitoin": "efi", "command_timeout": "soon",
+                        "profiles": {"est": {"cpus": 0, "memroy": "1G"}}})
+    lines = str(caught.value).splitlines()
+    assert len(lines) == len(caught.value.problems) == 5
+    assert all(line.startswith("slurm connector settings: ") for line in lines)
+    text = str(caught.value)
+    assert 'port = "22": expected a port number' in text
+    assert 'command_timeout = "soon": expected a duration' in text
+    assert "profiles.est.cpus = 0" in text
+    assert "unknown key partitoin (did you mean partition?)" in text
+    assert "unknown key profiles.est.memroy (did you mean profiles.est.memory?)" in text
+
+
+def test_the_documented_keys_are_the_declared_ones() -> None:
+    """SETTING_KEYS and PROFILE_KEYS come from the classes, with what each key expects."""
+    assert set(PROFILE_KEYS) < set(SETTING_KEYS)
+    assert "profiles" in SETTING_KEYS
+    assert "defaults" not in SETTING_KEYS
+    assert SETTING_KEYS["port"] == "a port number from 1 to 65535"
 
 
 # -- units ------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Every command reads the same configuration (``--config FILE``, else
 ``EFI_JOB_MANAGER_CONFIG``, else built-in defaults). An error is one clear
-line on standard error and a non-zero exit code (2 for a configuration or
-usage error, 1 for anything else); ``--debug`` shows the traceback.
+line on standard error (a configuration error: one line per problem) and a
+non-zero exit code (2 for a configuration or usage error, 1 for anything else);
+``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _USAGE_ERRORS as exc:
         if args.debug:
             raise
-        print(f"efi-job-manager: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:  # a ConfigError: all
+            print(f"efi-job-manager: {line}", file=sys.stderr)
         return 2
     except (CommandError, OSError, TableExists, ValueError) as exc:
         if args.debug:

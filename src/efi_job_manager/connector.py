@@ -154,10 +154,23 @@ class BaseConnector(abc.ABC):
     Subclasses are built by the manager with their own configuration section:
     ``Connector(config)``. A constructor must not contact the cluster; do that
     lazily or in `health_check`.
+
+    Scheduler ids are opaque non-empty strings to the contract. The manager calls one
+    connector from one thread at a time (one call returns before the next starts); two
+    managers on one database use two instances, possibly in two processes at once, so
+    state shared between instances (files, a scheduler) must be safe for that.
+    `efi_job_manager.testing.ConnectorContract` checks the contract.
     """
 
-    #: A short human name used in logs; defaults to the class name.
+    #: A short human name used in logs and by ``check``; a subclass that sets none gets
+    #: its class name.
     display_name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give a connector class without a `display_name` its class name."""
+        super().__init_subclass__(**kwargs)
+        if not cls.display_name:
+            cls.display_name = cls.__name__
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         """Keep the connector's configuration section."""
@@ -194,18 +207,6 @@ class BaseConnector(abc.ABC):
         """
 
     @abc.abstractmethod
-    def get_job_status(self, scheduler_id: str) -> SchedulerStatus:
-        """Return the status of one job.
-
-        A job the scheduler does not know (yet, or any more) is ``UNKNOWN``,
-        never ``COMPLETED`` or ``FAILED`` on absence alone.
-
-        Raises:
-            TransientError: the scheduler is unavailable.
-
-        """
-
-    @abc.abstractmethod
     def retrieve_job_results(self, spec: JobSpec) -> Path:
         """Bring the job's outputs into ``spec.job_dir`` and return that directory.
 
@@ -219,27 +220,38 @@ class BaseConnector(abc.ABC):
 
     # -- with defaults ---------------------------------------------------------------
 
+    @abc.abstractmethod
     def get_job_statuses(self, scheduler_ids: Iterable[str]) -> Mapping[str, SchedulerStatus]:
-        """Return the status of many jobs, ideally with one scheduler call per chunk.
+        """Return the status of many jobs, with as few scheduler calls as the scheduler allows.
 
-        The default calls `get_job_status` once per id; connectors for real
-        schedulers override it. Every id asked for is a key of the result.
+        The manager asks about every running job of a destination in one call per cycle.
+        Every id asked for is a key of the result. A job the scheduler does not know (yet,
+        or any more) is ``UNKNOWN``, never ``COMPLETED`` or ``FAILED`` on absence alone.
 
         Raises:
             TransientError: the scheduler is unavailable.
 
         """
-        return {sid: self.get_job_status(sid) for sid in scheduler_ids}
+
+    def get_job_status(self, scheduler_id: str) -> SchedulerStatus:
+        """Return the status of one job: `get_job_statuses` asked about that one id."""
+        return self.get_job_statuses([scheduler_id])[scheduler_id]
 
     def cancel_jobs(self, scheduler_ids: Iterable[str]) -> None:
-        """Cancel jobs on the cluster; a job that has already ended counts as cancelled.
+        """Ask the scheduler to end jobs; return once it has been asked.
+
+        Idempotent: cancelling a job twice, a job that has already ended, or an id the
+        scheduler does not know is not an error (the manager cancels again after a crash).
+        An empty list does nothing. It returns in bounded time (the connector's command
+        timeout), without waiting for the jobs to end: their ``CANCELLED`` state is seen
+        by a later status call.
 
         The default refuses: a connector that cannot cancel says so rather than
         pretending it did.
 
         Raises:
             PermanentError: this connector cannot cancel jobs.
-            TransientError: the scheduler is unavailable.
+            TransientError: the scheduler is unavailable; nothing is known to be cancelled.
 
         """
         ids = list(scheduler_ids)
@@ -270,6 +282,14 @@ class BaseConnector(abc.ABC):
         ``OUT_OF_MEMORY``, capped by a maximum. The default changes nothing.
         """
         return None
+
+    def render_job(self, spec: JobSpec) -> str:
+        """Return what `submit_job` would hand the scheduler for ``spec`` (a batch script…).
+
+        Shown by ``efi-job-manager run --dry-run``; must not contact the cluster or write
+        anything. The default (a connector with nothing to show) returns an empty string.
+        """
+        return ""
 
     def health_check(self) -> None:
         """Check that the cluster is reachable; raise a `ConnectorError` if not.

@@ -3,21 +3,27 @@
 A site adds a cluster by installing a distribution that registers a
 `BaseConnector` subclass under this group; nothing in the core changes. A
 connector that fails to import is reported with its error and does not hide
-the others; a class that is not a `BaseConnector` is refused.
+the others; a class that is not a `BaseConnector` is refused. `load_connectors`
+builds every destination's connector and reports the settings they refuse as
+problems of the configuration file, all at once.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from stevedore import DriverManager, ExtensionManager
 from stevedore.exception import NoMatches
 
+from efi_job_manager.config.errors import ConfigError, Problem
 from efi_job_manager.connector import BaseConnector
+
+if TYPE_CHECKING:
+    from efi_job_manager.config import Settings
 
 __all__ = [
     "NAMESPACE",
@@ -26,6 +32,7 @@ __all__ = [
     "ConnectorNotFound",
     "available_connectors",
     "load_connector",
+    "load_connectors",
 ]
 
 log = logging.getLogger(__name__)
@@ -155,3 +162,34 @@ def load_connector(name: str, config: Mapping[str, Any] | None = None) -> BaseCo
         Exception: whatever the connector's constructor raises for a bad configuration.
     """
     return connector_class(name)(dict(config or {}))
+
+
+def load_connectors(settings: Settings,
+                    problems: Sequence[Problem] = ()) -> dict[str, BaseConnector]:
+    """Build the connector of every destination of ``settings``, by destination name.
+
+    A connector that refuses its settings — a `ConfigError`, or the `ValueError` or
+    `TypeError` a third-party constructor raises — gives problems named with the file (or
+    variable) and the full key, ``destinations.<name>.settings.<key>``; the problems of
+    every destination are reported together, after ``problems`` found before.
+
+    Raises:
+        ConfigError: every problem, when there is one (the connectors built are closed).
+        ConnectorNotFound: a destination names a connector nobody installed.
+        ConnectorLoadError: a destination's connector cannot be imported or is no connector.
+    """
+    found = list(problems)
+    connectors: dict[str, BaseConnector] = {}
+    try:
+        for name, destination in settings.destinations.items():
+            try:
+                connectors[name] = load_connector(destination.connector, destination.settings)
+            except (ValueError, TypeError) as exc:
+                found.extend(settings.problems_in(("destinations", name, "settings"), exc))
+        if found:
+            raise ConfigError(*found)
+    except BaseException:
+        for connector in connectors.values():
+            connector.close()
+        raise
+    return connectors

@@ -162,6 +162,12 @@ class JobDirectory:
         value = data.get("destination") if data else None
         return value if isinstance(value, str) else None
 
+    def scheduler_id(self) -> str | None:
+        """The scheduler id recorded with the destination, if any."""
+        data = self.read_json(f"{_NOTES}/destination.json")
+        value = data.get("scheduler_id") if data else None
+        return value if isinstance(value, str) else None
+
     def record_cancel_sent(self, time: datetime, scheduler_id: str) -> None:
         """Remember that the scheduler was asked to cancel this job."""
         self.write_json(f"{_NOTES}/cancel.json", {"time": time, "scheduler_id": scheduler_id})

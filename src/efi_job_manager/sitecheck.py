@@ -103,7 +103,7 @@ def _directories(manager: JobManager, out: Callable[[str], None]) -> int:
 
 def _destination(manager: JobManager, name: str, out: Callable[[str], None]) -> int:
     connector = manager.destinations[name].connector
-    label = f"destination {name}: {type(connector).__name__}"
+    label = f"destination {manager.destinations[name].label}"
     try:
         connector.health_check()
     except Exception as exc:

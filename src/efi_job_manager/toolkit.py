@@ -3,11 +3,29 @@
 A connector package imports from here only: the contract (`BaseConnector`,
 `JobSpec`, `SchedulerStatus`, the errors), the environment a pipeline may see
 (`pipeline_environment`), the transports (`LocalTransport`, `SshTransport`), the
-job-file helpers (`atomic_write_text`, `relocate_params`, `connector_folder`) and
-retrying (`retry_call` with the `SCHEDULER` and `TRANSPORT` policies). Importing it
-loads neither SQLAlchemy nor the manager. The manual is ``docs/connectors.md``.
+job-file helpers (`atomic_write_text`, `relocate_params`, `connector_folder`),
+retrying (`retry_call` with the `SCHEDULER` and `TRANSPORT` policies) and the settings
+engine (`structure_settings` reads a destination's ``settings`` table into the
+connector's attrs class, reporting every problem at once in a `ConfigError`; value kinds
+such as `Duration` and rules `Check`, `Convert`). Importing it loads neither SQLAlchemy
+nor the manager. The manual is ``docs/connectors.md``.
 """
 
+from efi_job_manager.config.engine import describe, structure_settings
+from efi_job_manager.config.errors import ConfigError, Invalid
+from efi_job_manager.config.values import (
+    Check,
+    Convert,
+    Count,
+    Duration,
+    PositiveDuration,
+    PositiveNumber,
+    Secret,
+    Text,
+    at_least,
+    duration,
+    parse_duration,
+)
 from efi_job_manager.connector import (
     PIPELINE_PASSTHROUGH,
     BaseConnector,
@@ -37,24 +55,39 @@ __all__ = [
     "SCHEDULER",
     "TRANSPORT",
     "BaseConnector",
+    "Check",
     "CommandFailed",
     "CommandResult",
     "CommandTimeout",
+    "ConfigError",
     "ConnectionFailed",
     "ConnectorError",
+    "Convert",
+    "Count",
+    "Duration",
     "HostKeyError",
+    "Invalid",
     "JobSpec",
     "LocalTransport",
     "PermanentError",
+    "PositiveDuration",
+    "PositiveNumber",
     "RetryPolicy",
     "SchedulerState",
     "SchedulerStatus",
+    "Secret",
     "SshTransport",
+    "Text",
     "TransientError",
     "Transport",
+    "at_least",
     "atomic_write_text",
     "connector_folder",
+    "describe",
+    "duration",
+    "parse_duration",
     "pipeline_environment",
     "relocate_params",
     "retry_call",
+    "structure_settings",
 ]

@@ -1,7 +1,8 @@
-"""The Slurm lab of ``tests/slurm/cluster.sh`` as the tests reach it.
+"""The Slurm lab of ``tests/slurm/cluster.sh`` as every Slurm test reaches it.
 
-Shared by the Slurm engine tests and the crash tests: the lab's environment (it must be
-up: these tests fail, never skip, when it is not), the scheduler ids named for a job,
+Shared by the Slurm connector's tests, the Slurm engine tests and the crash tests: the
+lab's environment (it must be up: these tests fail, never skip, when it is not), its
+daemons (stopped for a block and always started again), the scheduler ids named for a job,
 and job ids the lab has never seen.
 """
 
@@ -11,8 +12,11 @@ import os
 import random
 import shlex
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import attrs
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +43,55 @@ def lab_environment() -> dict[str, str]:
     if status.returncode != 0:
         pytest.fail(f"{UP_HINT}\n{status.stdout}{status.stderr}", pytrace=False)
     return {**os.environ, **read_env_sh(LAB_DIR / "env.sh")}
+
+
+@attrs.define
+class Lab:
+    """The running lab: its environment, root's Slurm commands, and its daemons."""
+
+    env: dict[str, str]
+
+    @property
+    def scratch(self) -> Path:
+        """The directory shared with the cluster's user, where jobs' directories go."""
+        return Path(self.env.get("EFI_SLURM_SCRATCH", str(LAB_DIR / "scratch")))
+
+    def run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a Slurm command here as root (the lab's administrator)."""
+        return subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=60,
+                              check=check)
+
+    def cluster(self, *args: str) -> None:
+        """Run ``cluster.sh`` (``stop slurmctld``, ``start sshd``…); fail the test if it fails."""
+        done = subprocess.run([str(CLUSTER_SH), *args], capture_output=True, text=True,
+                              env=self.env, timeout=120, check=False)
+        assert done.returncode == 0, f"cluster.sh {' '.join(args)}: {done.stdout}{done.stderr}"
+
+    @contextmanager
+    def stopped(self, daemon: str) -> Iterator[None]:
+        """Stop one daemon for the block; it is started again whatever happens."""
+        self.cluster("stop", daemon)
+        try:
+            yield
+        finally:
+            self.cluster("start", daemon)
+
+    def names(self, name: str) -> list[str]:
+        """Every job id Slurm knows under exactly ``name`` (squeue and sacct), in order."""
+        ids = set()
+        queue = self.run(["squeue", "--noheader", "--states=all", "--format=%i",
+                          f"--name={name}"]).stdout
+        accounting = self.run(["sacct", "-X", "--noheader", "--parsable2", "--format=JobID",
+                               "--starttime", "now-1days", "--name", name]).stdout
+        for line in (queue + accounting).splitlines():
+            if line.strip():
+                ids.add(line.strip())
+        return sorted(ids, key=int)
+
+
+def current_lab() -> Lab:
+    """The lab, after checking that every daemon is up (the test fails if not)."""
+    return Lab(lab_environment())
 
 
 def slurm(env: dict[str, str], args: list[str], check: bool = True) -> str:

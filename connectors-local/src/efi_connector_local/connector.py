@@ -5,43 +5,34 @@ record there (written *before* the process starts, so a crash right after starti
 can still be found by name). The job's command runs under `efi_connector_local.wrapper`,
 which writes ``exit.json`` when the command ends; together with the pid and start time
 of the wrapper, that is all a new connector instance (a restarted manager) needs to
-tell how a job is doing.
+tell how a job is doing (`efi_connector_local.status`). The settings are checked in
+`efi_connector_local.settings`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
 
-from efi_connector_local.files import (
-    EXIT_FILE,
-    WRAPPER_FILE,
-    parse_time,
-    read_json,
-    run_dir_for,
-    utc_now,
-)
-from efi_connector_local.processes import ProcessId, group_alive, is_alive
+from efi_connector_local.files import EXIT_FILE, WRAPPER_FILE, run_dir_for, utc_now
+from efi_connector_local.processes import ProcessId, group_alive
 from efi_connector_local.records import JobRecord, StateStore, is_scheduler_id
+from efi_connector_local.settings import default_state_dir, parse_config
+from efi_connector_local.status import START_GRACE, process_of, record_status
 from efi_job_manager.toolkit import (
     BaseConnector,
     JobSpec,
     PermanentError,
-    SchedulerState,
     SchedulerStatus,
     TransientError,
     pipeline_environment,
@@ -51,101 +42,11 @@ __all__ = ["LocalConnector", "default_state_dir"]
 
 log = logging.getLogger(__name__)
 
-#: How long a submission may take to show a live wrapper before it counts as never started.
-START_GRACE = 60.0
 #: How long `submit_job` waits for the wrapper to report that it has detached.
 LAUNCH_TIMEOUT = 60.0
 #: How long `cancel_jobs` waits for a group to vanish after SIGKILL.
 KILL_WAIT = 5.0
 _POLL = 0.05
-
-_CONFIG_KEYS = {
-    "state_dir": "a path (string)",
-    "kill_grace": "a number of seconds >= 0",
-    "python": "a path or command name of a Python interpreter (string)",
-    "env": "a table of environment variable names to string values",
-    "env_passthrough": "a list of environment variable names or patterns passed on to jobs",
-}
-
-
-def default_state_dir() -> Path:
-    """Return ``$XDG_STATE_HOME/efi-connector-local``, or ``~/.local/state/efi-connector-local``.
-
-    ``XDG_STATE_HOME`` is used only when it is set to an absolute path, as the XDG
-    specification asks.
-    """
-    xdg = os.environ.get("XDG_STATE_HOME", "")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "state"
-    return base / "efi-connector-local"
-
-
-@attrs.frozen
-class _Settings:
-    state_dir: Path
-    kill_grace: float
-    python: str
-    env: Mapping[str, str]
-    env_passthrough: tuple[str, ...]
-
-
-def _bad(key: str, value: object) -> ValueError:
-    return ValueError(
-        f"invalid local connector setting {key!r}: {value!r} (expected {_CONFIG_KEYS[key]})"
-    )
-
-
-def _parse_config(config: Mapping[str, Any]) -> _Settings:
-    unknown = sorted(str(k) for k in config if k not in _CONFIG_KEYS)
-    if unknown:
-        raise ValueError(
-            f"unknown local connector setting(s) {', '.join(map(repr, unknown))} "
-            f"(known: {', '.join(sorted(_CONFIG_KEYS))})"
-        )
-
-    state_dir = config.get("state_dir")
-    if state_dir is None:
-        state_path = default_state_dir()
-    elif isinstance(state_dir, str | os.PathLike) and os.fspath(state_dir):
-        state_path = Path(state_dir).expanduser()
-    else:
-        raise _bad("state_dir", state_dir)
-
-    grace = config.get("kill_grace", 5)
-    if isinstance(grace, bool) or not isinstance(grace, int | float):
-        raise _bad("kill_grace", grace)
-    if not math.isfinite(grace) or grace < 0:
-        raise _bad("kill_grace", grace)
-
-    python = config.get("python", sys.executable)
-    if not isinstance(python, str | os.PathLike) or not os.fspath(python):
-        raise _bad("python", python)
-
-    env = config.get("env", {})
-    if not isinstance(env, Mapping) or not all(
-        isinstance(k, str)
-        and k
-        and "=" not in k
-        and "\0" not in k
-        and isinstance(v, str)
-        and "\0" not in v
-        for k, v in env.items()
-    ):
-        raise _bad("env", env)
-
-    passthrough = config.get("env_passthrough", [])
-    if isinstance(passthrough, str) or not isinstance(passthrough, list | tuple) or not all(
-        isinstance(p, str) and p for p in passthrough
-    ):
-        raise _bad("env_passthrough", passthrough)
-
-    return _Settings(
-        state_dir=state_path, kill_grace=float(grace), python=os.fspath(python), env=dict(env),
-        env_passthrough=tuple(passthrough),
-    )
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class LocalConnector(BaseConnector):
@@ -176,7 +77,7 @@ class LocalConnector(BaseConnector):
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         """Validate ``config``; nothing is created on disk until it is needed."""
         super().__init__(config)
-        settings = _parse_config(self.config)
+        settings = parse_config(self.config)
         #: Where the connector keeps its records.
         self.state_dir: Path = settings.state_dir
         #: Seconds between SIGTERM and SIGKILL when cancelling.
@@ -288,8 +189,24 @@ class LocalConnector(BaseConnector):
         log.info("job %s started as local job %s (pid %d)", spec.job_id, scheduler_id, process.pid)
         return scheduler_id
 
-    def get_job_status(self, scheduler_id: str) -> SchedulerStatus:
-        """Return the status of one submission.
+    def retrieve_job_results(self, spec: JobSpec) -> Path:
+        """Return ``spec.job_dir``: the job ran there, so its results are already in place.
+
+        Raises:
+            PermanentError: the job's directory does not exist.
+        """
+        if not spec.job_dir.is_dir():
+            raise PermanentError(f"job {spec.job_id}: the job directory {spec.job_dir} is gone")
+        return spec.job_dir
+
+    # -- the optional methods --------------------------------------------------------------
+
+    def get_job_statuses(self, scheduler_ids: Iterable[str]) -> Mapping[str, SchedulerStatus]:
+        """Return the status of every id asked for, each read from its record (see `_status_of`)."""
+        return {sid: self._status_of(sid) for sid in scheduler_ids}
+
+    def _status_of(self, scheduler_id: str) -> SchedulerStatus:
+        """The status of one submission.
 
         - ``exit.json`` present: COMPLETED (exit code 0) or FAILED (reason ``EXIT_CODE n``
           or ``SIGNAL n``), CANCELLED if a cancellation was asked for and the command did
@@ -308,23 +225,7 @@ class LocalConnector(BaseConnector):
             return SchedulerStatus.unknown(
                 raw=f"no record of local job {scheduler_id} in {self.state_dir}"
             )
-        return self._status(record)
-
-    def retrieve_job_results(self, spec: JobSpec) -> Path:
-        """Return ``spec.job_dir``: the job ran there, so its results are already in place.
-
-        Raises:
-            PermanentError: the job's directory does not exist.
-        """
-        if not spec.job_dir.is_dir():
-            raise PermanentError(f"job {spec.job_id}: the job directory {spec.job_dir} is gone")
-        return spec.job_dir
-
-    # -- the optional methods --------------------------------------------------------------
-
-    def get_job_statuses(self, scheduler_ids: Iterable[str]) -> Mapping[str, SchedulerStatus]:
-        """Return the status of every id asked for (see `get_job_status`); no batching needed."""
-        return {sid: self.get_job_status(sid) for sid in scheduler_ids}
+        return record_status(record, self._store)
 
     def cancel_jobs(self, scheduler_ids: Iterable[str]) -> None:
         """Cancel jobs: SIGTERM each job's process group, SIGKILL what is left after ``kill_grace``.
@@ -346,7 +247,7 @@ class LocalConnector(BaseConnector):
                 self._store.mark_cancelled(sid, utc_now())
             except OSError as exc:
                 raise TransientError(f"cannot record the cancellation of {sid}: {exc}") from exc
-            process, _ = self._process_of(record)
+            process, _ = process_of(record)
             if process is not None and _signal_group(process, signal.SIGTERM):
                 log.info("local job %s: sent SIGTERM to process group %d", sid, process.pid)
                 signalled.append(process)
@@ -434,19 +335,9 @@ class LocalConnector(BaseConnector):
         except OSError as exc:
             log.error("local job %s: cannot record the failure: %s", record.scheduler_id, exc)
             return
-        process, _ = self._process_of(record)
+        process, _ = process_of(record)
         if process is not None:  # it did start after all: stop it
             self.cancel_jobs([record.scheduler_id])
-
-    def _process_of(self, record: JobRecord) -> tuple[ProcessId | None, datetime | None]:
-        """Return the wrapper's process and the time it started, as far as they are known."""
-        if record.process is not None:
-            return record.process, record.started
-        data = read_json(record.run_dir / WRAPPER_FILE) or {}
-        pid, ticks = _int_or_none(data.get("pid")), _int_or_none(data.get("start_ticks"))
-        if pid is None or ticks is None:
-            return None, None
-        return ProcessId(pid, ticks), parse_time(data.get("started"))
 
     def _never_started(self, record: JobRecord) -> bool:
         """Whether no wrapper ever started for ``record`` and none ever will."""
@@ -464,107 +355,6 @@ class LocalConnector(BaseConnector):
         except OSError:
             return False
         return not (record.run_dir / WRAPPER_FILE).exists()
-
-    def _status(self, record: JobRecord) -> SchedulerStatus:
-        sid = record.scheduler_id
-        if record.launch_error is not None:
-            return SchedulerStatus(
-                SchedulerState.FAILED,
-                reason=f"LAUNCH: {record.launch_error}",
-                raw=f"local job {sid}: the wrapper could not be started",
-                submitted=record.submitted,
-            )
-        cancelled = self._store.is_cancelled(sid)
-        process, started = self._process_of(record)
-        # Liveness first, exit.json second: a wrapper seen dead has already written
-        # exit.json if it ever will, so a missing file then means it never will.
-        alive = process is not None and is_alive(process)
-        outcome = read_json(record.run_dir / EXIT_FILE)
-        if outcome is not None:
-            return _ended(record, outcome, cancelled)
-        if alive and process is not None:
-            return SchedulerStatus(
-                SchedulerState.RUNNING,
-                reason="CANCELLING" if cancelled else None,
-                raw=f"local job {sid}: wrapper pid {process.pid} is running",
-                submitted=record.submitted,
-                started=started,
-            )
-        if process is None:
-            if cancelled:
-                return SchedulerStatus(
-                    SchedulerState.CANCELLED,
-                    reason="CANCELLED before it started",
-                    raw=f"local job {sid}: cancelled before the wrapper started",
-                    submitted=record.submitted,
-                )
-            if (utc_now() - record.submitted).total_seconds() < START_GRACE:
-                return SchedulerStatus(
-                    SchedulerState.QUEUED,
-                    reason="STARTING",
-                    raw=f"local job {sid}: the wrapper is starting",
-                    submitted=record.submitted,
-                )
-            return SchedulerStatus(
-                SchedulerState.FAILED,
-                reason="LOST: the process was never started",
-                raw=f"local job {sid}: no wrapper started within {START_GRACE:g} s",
-                submitted=record.submitted,
-            )
-        raw = (
-            f"local job {sid}: wrapper pid {process.pid} is gone and wrote no "
-            f"{record.run_dir / EXIT_FILE}"
-        )
-        if cancelled:
-            return SchedulerStatus(
-                SchedulerState.CANCELLED,
-                reason="CANCELLED",
-                raw=raw,
-                submitted=record.submitted,
-                started=started,
-            )
-        return SchedulerStatus(
-            SchedulerState.FAILED,
-            reason="LOST: the process ended without recording an exit code",
-            raw=raw,
-            submitted=record.submitted,
-            started=started,
-        )
-
-
-def _ended(record: JobRecord, outcome: dict[str, Any], cancelled: bool) -> SchedulerStatus:
-    """Return the status of a run whose wrapper wrote ``outcome`` (``exit.json``)."""
-    exit_code = _int_or_none(outcome.get("exit_code"))
-    sig = _int_or_none(outcome.get("signal"))
-    received = _int_or_none(outcome.get("received_signal"))
-    error = outcome.get("error") if isinstance(outcome.get("error"), str) else None
-    succeeded = exit_code == 0 and sig is None
-    if cancelled and (received is not None or not succeeded):
-        state, reason = SchedulerState.CANCELLED, "CANCELLED"
-    elif succeeded:
-        state, reason = SchedulerState.COMPLETED, None
-    else:
-        state = SchedulerState.FAILED
-        if sig is not None:
-            reason = f"SIGNAL {sig}"
-        elif exit_code is not None:
-            reason = f"EXIT_CODE {exit_code}"
-        elif received is not None:
-            reason = f"SIGNAL {received}"
-        else:
-            reason = "LOST: the wrapper recorded no exit code"
-        if error:
-            reason = f"{reason}: {error}"
-    return SchedulerStatus(
-        state,
-        reason=reason,
-        raw=json.dumps(outcome, sort_keys=True),
-        exit_code=exit_code,
-        signal=sig,
-        submitted=record.submitted,
-        started=parse_time(outcome.get("started")) or record.started,
-        ended=parse_time(outcome.get("ended")),
-    )
 
 
 def _parse_launch(out: bytes) -> ProcessId | None:

@@ -12,13 +12,14 @@ so a stray ``-x`` or ``1,2`` in a database row can never become an option or a s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
 __all__ = [
     "MEMORY_KILL_PATTERN",
     "SACCT_FIELDS",
     "SQUEUE_FIELDS",
+    "chunks",
     "find_job_command",
     "find_job_sacct_command",
     "memory_kill_grep_command",
@@ -78,6 +79,12 @@ def validate_job_name(name: str) -> str:
     if not name or any(c in name for c in ",|") or any(c.isspace() or ord(c) < 32 for c in name):
         raise ValueError(f"not usable as a Slurm job name for --name: {name!r}")
     return name
+
+
+def chunks(ids: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    """Split ``ids`` into runs of at most ``size``, in order: one command line per run."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def _user_name(user: str) -> str:

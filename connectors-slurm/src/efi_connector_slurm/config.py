@@ -1,21 +1,34 @@
-"""The Slurm connector's settings: a destination's ``settings`` table, validated (pure).
+"""The Slurm connector's settings: a destination's ``settings`` table, declared once (pure).
 
-`parse_settings` turns the mapping into a `SlurmSettings`; an unknown key or a value of the
-wrong type raises `ValueError` naming the key (dotted for profiles: ``profiles.est.memory``),
-the value and what was expected. Nothing here contacts the cluster.
+`SlurmSettings` (with `Profile`, whose keys are also the top level's resource defaults)
+declares every key with its type; `parse_settings` reads the table with the core's settings
+engine (`structure_settings`). Every wrong, missing or unknown key is reported at once in a
+`ConfigError` naming the key (dotted for profiles: ``profiles.est.memory``), the value and
+what was expected, with "did you mean" for a misspelt key; durations take the core's forms
+(``command_timeout = "5s"``). Nothing here contacts the cluster.
 """
 
 from __future__ import annotations
 
-import math
+import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal
 
 import attrs
 
 from efi_connector_slurm.units import parse_memory, parse_time
+from efi_job_manager.toolkit import (
+    Check,
+    ConfigError,
+    Convert,
+    Invalid,
+    at_least,
+    describe,
+    duration,
+    structure_settings,
+)
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -25,6 +38,7 @@ __all__ = [
     "FORBIDDEN_SBATCH_OPTIONS",
     "PROFILE_KEYS",
     "SETTING_KEYS",
+    "WHERE",
     "Profile",
     "SlurmSettings",
     "check_sbatch_line",
@@ -32,10 +46,18 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_SIZE = 500
+"""Job ids per ``sacct`` call."""
 DEFAULT_SACCT_LOOKBACK = 30 * 86400.0
+"""Seconds ``sacct`` looks back."""
 DEFAULT_COMMAND_TIMEOUT = 60.0
+"""Seconds a Slurm command may take."""
 DEFAULT_RETRIEVE_EXCLUDE: tuple[str, ...] = ("work/",)
+"""What ``rsync`` leaves on the cluster when results come back."""
 DEFAULT_RETRY_FACTOR = 2.0
+"""How much more time or memory a retry asks for."""
+
+WHERE: Final = "slurm connector settings"
+"""How messages name the table when no file is known (the core names the file instead)."""
 
 #: ``#SBATCH`` options the connector sets itself: an ``extra_sbatch`` line may not change them
 #: (the job name is how a lost submission is found again; the output files and the working
@@ -45,45 +67,102 @@ FORBIDDEN_SBATCH_OPTIONS = ("--job-name", "--output", "--error", "--chdir", "--w
 TransportKind = Literal["local", "ssh"]
 
 _WORD = re.compile(r"[^\s,'\"\\;|&$`<>()]+(?:,[^\s,'\"\\;|&$`<>()]+)*")
+_SBATCH_EXPECTED = "a list of single-line '#SBATCH' options, each starting with '--'"
+_SBATCH_LINE_EXPECTED = "a single-line '#SBATCH' option starting with '--'"
 
-#: The keys of a profile (and of the top level's resource defaults), with what they expect.
-PROFILE_KEYS: Mapping[str, str] = {
-    "partition": "a Slurm partition name (or a comma list), e.g. 'efi'",
-    "account": "a Slurm account name",
-    "qos": "a Slurm QOS name",
-    "time": "a Slurm time limit: minutes as an integer, or 'MM', 'HH:MM:SS', 'D-HH:MM'…",
-    "memory": "a Slurm memory size: MiB as an integer, or '32G', '500M'…",
-    "cpus": "a whole number of CPUs per task, at least 1",
-    "extra_sbatch": "a list of single-line '#SBATCH' options, each starting with '--'",
-    "max_time": "a Slurm time limit (the most a retry after TIMEOUT may ask for)",
-    "max_memory": "a Slurm memory size (the most a retry after OUT_OF_MEMORY may ask for)",
-}
 
-#: Every top-level key, with what it expects.
-SETTING_KEYS: Mapping[str, str] = {
-    "transport": "'local' or 'ssh'",
-    "host": "a host name or ssh config alias (required for transport 'ssh')",
-    "user": "a user name",
-    "port": "a port number from 1 to 65535",
-    "identity_file": "a path to a private key file",
-    "known_hosts": "a path to a known_hosts file",
-    "ssh_config": "a path to an ssh client config file",
-    "strict_host_key_checking": "true, false, or one of 'yes', 'no', 'accept-new'",
-    "env_setup": "a shell line run before every Slurm command and in the batch script",
-    "remote_dir": "an absolute path on the cluster side (required for transport 'ssh')",
-    **PROFILE_KEYS,
-    "profiles": "a table of profiles by pipeline short name or job_type, each with the keys "
-    + ", ".join(PROFILE_KEYS),
-    "chunk_size": "a whole number of job ids per sacct call, at least 1",
-    "sacct_lookback": "a number of seconds > 0 (how far back sacct looks)",
-    "command_timeout": "a number of seconds > 0",
-    "retrieve_exclude": "a list of rsync --exclude patterns (strings)",
-    "retry_time_factor": "a number >= 1",
-    "retry_memory_factor": "a number >= 1",
-    "slurm_conf": "a path to slurm.conf (SLURM_CONF for the local transport)",
-    "env_passthrough": "a list of environment variable names or patterns the local "
-                       "transport passes on (besides PATH, HOME, locale and SLURM_CONF)",
-}
+# -- how values are read ------------------------------------------------------------------------
+
+
+def _word(value: Any) -> str:
+    if not isinstance(value, str) or not _WORD.fullmatch(value) or value.startswith("-"):
+        raise ValueError(value)
+    return value
+
+
+def _path(value: Any) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip() or any(c in value for c in "\0\n"):
+        raise ValueError(value)
+    return value
+
+
+def _time(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(value)
+    parse_time(value)
+    return str(value).strip()
+
+
+def _memory(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(value)
+    parse_memory(value)
+    return str(value).strip()
+
+
+def _sbatch_line(line: Any) -> str:
+    if not isinstance(line, str) or not line.strip():
+        raise TypeError(line)
+    text = line.strip()
+    if any(c in text for c in "\n\r\0") or not text.startswith("--") or len(text) < 3:
+        raise ValueError(line)
+    option = text.split("=", 1)[0].split(None, 1)[0]
+    if option in FORBIDDEN_SBATCH_OPTIONS:
+        raise Invalid(f"an option other than {', '.join(FORBIDDEN_SBATCH_OPTIONS)}, which the "
+                      "connector sets itself", line)
+    return text
+
+
+def _transport(value: Any) -> str:
+    if value not in ("local", "ssh"):
+        raise ValueError(value)
+    return str(value)
+
+
+def _strict(value: Any) -> bool | str:
+    if not isinstance(value, bool) and value not in ("yes", "no", "accept-new"):
+        raise ValueError(value)
+    return value if isinstance(value, bool) else str(value)
+
+
+def _env_setup(value: Any) -> str | None:
+    if not isinstance(value, str) or "\0" in value:
+        raise ValueError(value)
+    return value.strip() or None
+
+
+def _remote_dir(value: Any) -> str:
+    remote = _path(value)
+    if not remote.startswith("/") or any(c.isspace() or c in "'\"%" for c in remote):
+        raise Invalid("an absolute path without spaces, quotes or '%'", value)
+    return remote.rstrip("/") or "/"
+
+
+def check_sbatch_line(key: str, line: object) -> str:
+    """Return ``line`` if it can be one ``#SBATCH`` option line of the batch script.
+
+    Raises:
+        ValueError: not a string, more than one line, not starting with ``--``, or one of
+            the options the connector sets itself (`FORBIDDEN_SBATCH_OPTIONS`).
+    """
+    try:
+        return _sbatch_line(line)
+    except Invalid as exc:
+        expected = exc.expected
+    except (TypeError, ValueError):
+        expected = _SBATCH_LINE_EXPECTED
+    raise ConfigError(f"{WHERE}: {key} = {json.dumps(line, default=str)}: expected {expected}")
+
+
+SbatchLine = Annotated[str, Convert(_SBATCH_LINE_EXPECTED, _sbatch_line)]
+Pattern = Annotated[str, Check("a non-empty string on one line",
+                               lambda text: bool(text) and "\n" not in text)]
+Factor = Annotated[float, Check("a number >= 1", lambda number: number >= 1)]
+
+
+# -- the settings -------------------------------------------------------------------------------
 
 
 @attrs.frozen
@@ -91,17 +170,35 @@ class Profile:
     """Resource requests: the top-level defaults, or one entry of ``profiles``.
 
     A field that is None is not set here (a lower layer's value, or Slurm's default, applies).
+
+    Attributes:
+        partition: ``--partition``: a partition name, or a comma list.
+        account: ``--account``.
+        qos: ``--qos``.
+        time: ``--time``: minutes, or ``MM``, ``HH:MM:SS``, ``D-HH:MM``…
+        memory: ``--mem``: MiB, or ``32G``, ``500M``…
+        cpus: ``--cpus-per-task``.
+        extra_sbatch: More ``#SBATCH`` lines (not the options the connector sets itself).
+        max_time: The longest ``--time`` a retry after ``TIMEOUT`` may ask for.
+        max_memory: The largest ``--mem`` a retry after ``OUT_OF_MEMORY`` may ask for.
     """
 
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    time: str | None = None
-    memory: str | None = None
-    cpus: int | None = None
-    extra_sbatch: tuple[str, ...] = ()
-    max_time: str | None = None
-    max_memory: str | None = None
+    partition: Annotated[str, Convert(
+        "a Slurm partition name (or a comma list), e.g. 'efi'", _word)] | None = None
+    account: Annotated[str, Convert("a Slurm account name", _word)] | None = None
+    qos: Annotated[str, Convert("a Slurm QOS name", _word)] | None = None
+    time: Annotated[str, Convert(
+        "a Slurm time limit: minutes as an integer, or 'MM', 'HH:MM:SS', 'D-HH:MM'…",
+        _time)] | None = None
+    memory: Annotated[str, Convert(
+        "a Slurm memory size: MiB as an integer, or '32G', '500M'…", _memory)] | None = None
+    cpus: Annotated[int, at_least(1, "a whole number of CPUs per task, at least 1")] | None = None
+    extra_sbatch: Annotated[tuple[SbatchLine, ...], Check(_SBATCH_EXPECTED)] = ()
+    max_time: Annotated[str, Convert(
+        "a Slurm time limit (the most a retry after TIMEOUT may ask for)", _time)] | None = None
+    max_memory: Annotated[str, Convert(
+        "a Slurm memory size (the most a retry after OUT_OF_MEMORY may ask for)",
+        _memory)] | None = None
 
     def over(self, base: Profile) -> Profile:
         """This profile layered over ``base``: set fields win, ``extra_sbatch`` lines add up."""
@@ -118,30 +215,93 @@ class Profile:
         )
 
 
-@attrs.frozen
-class SlurmSettings:
-    """The validated settings of one Slurm destination (see the README for each key)."""
+PROFILE_KEYS: Mapping[str, str] = describe(Profile)
+"""The keys of a profile (and of the top level's resource defaults), with what they expect."""
 
-    transport: TransportKind = "local"
-    host: str | None = None
-    user: str | None = None
-    port: int | None = None
-    identity_file: str | None = None
-    known_hosts: str | None = None
-    ssh_config: str | None = None
-    strict_host_key_checking: bool | str = True
-    env_setup: str | None = None
-    remote_dir: str | None = None
-    defaults: Profile = Profile()
-    profiles: Mapping[str, Profile] = attrs.field(factory=dict)
-    chunk_size: int = DEFAULT_CHUNK_SIZE
-    sacct_lookback: float = DEFAULT_SACCT_LOOKBACK
-    command_timeout: float = DEFAULT_COMMAND_TIMEOUT
-    retrieve_exclude: tuple[str, ...] = DEFAULT_RETRIEVE_EXCLUDE
-    retry_time_factor: float = DEFAULT_RETRY_FACTOR
-    retry_memory_factor: float = DEFAULT_RETRY_FACTOR
-    slurm_conf: str | None = None
-    env_passthrough: tuple[str, ...] = ()
+_PROFILES_EXPECTED = ("a table of profiles by pipeline short name or job_type, each with the "
+                      "keys " + ", ".join(PROFILE_KEYS))
+_HOST_EXPECTED = "a host name or ssh config alias (required for transport 'ssh')"
+_REMOTE_DIR_EXPECTED = "an absolute path on the cluster side (required for transport 'ssh')"
+
+
+@attrs.frozen
+class SlurmSettings(Profile):
+    """The validated settings of one Slurm destination (see the README for each key).
+
+    The resource keys of `Profile` at the top level are the destination's `defaults`.
+
+    Attributes:
+        transport: ``local`` (Slurm's commands on this host) or ``ssh``.
+        host: The login node (a host name or ssh config alias); required for ``ssh``.
+        user: The ssh user.
+        port: The ssh port.
+        identity_file: The ssh private key.
+        known_hosts: The known_hosts file ssh checks the host key against.
+        ssh_config: An ssh client config file.
+        strict_host_key_checking: ssh's ``StrictHostKeyChecking``.
+        env_setup: A shell line run before every Slurm command and in the batch script.
+        remote_dir: Where jobs run on the cluster side (absolute); required for ``ssh``.
+        profiles: Resource profiles by pipeline short name or job type.
+        chunk_size: Job ids per ``sacct`` call.
+        sacct_lookback: How far back ``sacct`` looks, in seconds.
+        command_timeout: Seconds a Slurm command may take.
+        retrieve_exclude: ``rsync --exclude`` patterns left on the cluster.
+        retry_time_factor: A retry after ``TIMEOUT`` asks for this much more time.
+        retry_memory_factor: A retry after ``OUT_OF_MEMORY`` asks for this much more memory.
+        slurm_conf: ``SLURM_CONF`` for the local transport.
+        env_passthrough: More of the manager's environment variables (names or patterns)
+            the local transport passes on.
+    """
+
+    transport: Annotated[TransportKind, Convert("'local' or 'ssh'", _transport)] = "local"
+    host: Annotated[str, Convert(_HOST_EXPECTED, _word)] | None = None
+    user: Annotated[str, Convert("a user name", _word)] | None = None
+    port: Annotated[int, Check("a port number from 1 to 65535",
+                               lambda port: 1 <= port <= 65535)] | None = None
+    identity_file: Annotated[str, Convert("a path to a private key file", _path)] | None = None
+    known_hosts: Annotated[str, Convert("a path to a known_hosts file", _path)] | None = None
+    ssh_config: Annotated[str, Convert("a path to an ssh client config file", _path)] | None = (
+        None)
+    strict_host_key_checking: Annotated[bool | str, Convert(
+        "true, false, or one of 'yes', 'no', 'accept-new'", _strict)] = True
+    env_setup: Annotated[str | None, Convert(
+        "a shell line run before every Slurm command and in the batch script",
+        _env_setup)] = None
+    remote_dir: Annotated[str, Convert(_REMOTE_DIR_EXPECTED, _remote_dir)] | None = None
+    profiles: Annotated[Mapping[str, Profile], Check(_PROFILES_EXPECTED)] = attrs.field(
+        factory=dict)
+    chunk_size: Annotated[int, at_least(
+        1, "a whole number of job ids per sacct call, at least 1")] = DEFAULT_CHUNK_SIZE
+    sacct_lookback: Annotated[float, duration(
+        positive=True, expected='a duration > 0 (how far back sacct looks): seconds, or a '
+        'string such as "30d", "12h"')] = DEFAULT_SACCT_LOOKBACK
+    command_timeout: Annotated[float, duration(
+        positive=True, expected='a duration > 0: seconds, or a string such as "30s", "2m"')] = (
+        DEFAULT_COMMAND_TIMEOUT)
+    retrieve_exclude: Annotated[tuple[Pattern, ...], Check(
+        "a list of rsync --exclude patterns (strings)")] = DEFAULT_RETRIEVE_EXCLUDE
+    retry_time_factor: Factor = DEFAULT_RETRY_FACTOR
+    retry_memory_factor: Factor = DEFAULT_RETRY_FACTOR
+    slurm_conf: Annotated[str, Convert(
+        "a path to slurm.conf (SLURM_CONF for the local transport)", _path)] | None = None
+    env_passthrough: Annotated[tuple[Pattern, ...], Check(
+        "a list of environment variable names or patterns the local transport passes on "
+        "(besides PATH, HOME, locale and SLURM_CONF)")] = ()
+
+    def __attrs_post_init__(self) -> None:
+        """The ssh transport needs ``host`` and ``remote_dir``."""
+        if self.transport != "ssh":
+            return
+        missing = [Invalid(expected, key=key) for key, expected in (
+            ("host", _HOST_EXPECTED), ("remote_dir", _REMOTE_DIR_EXPECTED))
+            if getattr(self, key) is None]
+        if missing:
+            raise ExceptionGroup("the ssh transport needs host and remote_dir", missing)
+
+    @property
+    def defaults(self) -> Profile:
+        """The top level's resource requests: what every job asks for unless a profile says."""
+        return Profile(**{f.name: getattr(self, f.name) for f in attrs.fields(Profile)})
 
     def profile_for(self, pipeline: str, job_type: str) -> Profile:
         """The defaults, then the profile of ``pipeline``, then the profile of ``job_type``."""
@@ -152,224 +312,19 @@ class SlurmSettings:
         return profile
 
 
-# -- validation ---------------------------------------------------------------------------------
-
-
-def _bad(key: str, value: object, expected: str) -> ValueError:
-    return ValueError(
-        f"invalid slurm connector setting {key!r}: {value!r} (expected {expected})"
-    )
-
-
-def _string(key: str, value: object, expected: str) -> str:
-    if not isinstance(value, str) or not value.strip() or "\0" in value:
-        raise _bad(key, value, expected)
-    return value
-
-
-def _path(key: str, value: object, expected: str) -> str:
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    text = _string(key, value, expected)
-    if "\n" in text:
-        raise _bad(key, value, expected)
-    return text
-
-
-def _word(key: str, value: object, expected: str) -> str:
-    if not isinstance(value, str) or not _WORD.fullmatch(value) or value.startswith("-"):
-        raise _bad(key, value, expected)
-    return value
-
-
-def _number(key: str, value: object, expected: str, minimum: float, strict: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _bad(key, value, expected)
-    number = float(value)
-    if not math.isfinite(number) or number < minimum or (strict and number == minimum):
-        raise _bad(key, value, expected)
-    return number
-
-
-def _integer(key: str, value: object, expected: str, minimum: int, maximum: int | None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(key, value, expected)
-    if value < minimum or (maximum is not None and value > maximum):
-        raise _bad(key, value, expected)
-    return value
-
-
-def _time(key: str, value: object, expected: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _bad(key, value, expected)
-    try:
-        parse_time(value)
-    except ValueError:
-        raise _bad(key, value, expected) from None
-    return str(value).strip()
-
-
-def _memory(key: str, value: object, expected: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _bad(key, value, expected)
-    try:
-        parse_memory(value)
-    except ValueError:
-        raise _bad(key, value, expected) from None
-    return str(value).strip()
-
-
-def check_sbatch_line(key: str, line: object) -> str:
-    """Return ``line`` if it can be one ``#SBATCH`` option line of the batch script.
-
-    Raises:
-        ValueError: not a string, more than one line, not starting with ``--``, or one of
-            the options the connector sets itself (`FORBIDDEN_SBATCH_OPTIONS`).
-    """
-    expected = PROFILE_KEYS["extra_sbatch"]
-    if not isinstance(line, str) or not line.strip():
-        raise _bad(key, line, expected)
-    text = line.strip()
-    if any(c in text for c in "\n\r\0") or not text.startswith("--") or len(text) < 3:
-        raise _bad(key, line, expected)
-    option = text.split("=", 1)[0].split(None, 1)[0]
-    if option in FORBIDDEN_SBATCH_OPTIONS:
-        raise _bad(
-            key, line, f"an option other than {', '.join(FORBIDDEN_SBATCH_OPTIONS)}, which the "
-            "connector sets itself"
-        )
-    return text
-
-
-def _sbatch_lines(key: str, value: object) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise _bad(key, value, PROFILE_KEYS["extra_sbatch"])
-    return tuple(check_sbatch_line(f"{key}[{i}]", line) for i, line in enumerate(value))
-
-
-_PROFILE_CHECKS: Mapping[str, Callable[[str, object], object]] = {
-    "partition": lambda k, v: _word(k, v, PROFILE_KEYS["partition"]),
-    "account": lambda k, v: _word(k, v, PROFILE_KEYS["account"]),
-    "qos": lambda k, v: _word(k, v, PROFILE_KEYS["qos"]),
-    "time": lambda k, v: _time(k, v, PROFILE_KEYS["time"]),
-    "memory": lambda k, v: _memory(k, v, PROFILE_KEYS["memory"]),
-    "cpus": lambda k, v: _integer(k, v, PROFILE_KEYS["cpus"], 1, None),
-    "extra_sbatch": _sbatch_lines,
-    "max_time": lambda k, v: _time(k, v, PROFILE_KEYS["max_time"]),
-    "max_memory": lambda k, v: _memory(k, v, PROFILE_KEYS["max_memory"]),
-}
-
-
-def _profile(prefix: str, values: Mapping[str, Any]) -> Profile:
-    checked: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in _PROFILE_CHECKS:
-            raise ValueError(
-                f"unknown slurm connector setting {prefix + str(key)!r} "
-                f"(a profile knows: {', '.join(PROFILE_KEYS)})"
-            )
-        if value is not None:
-            checked[key] = _PROFILE_CHECKS[key](prefix + key, value)
-    return Profile(**checked)
-
-
-def _profiles(value: object) -> dict[str, Profile]:
-    if not isinstance(value, Mapping):
-        raise _bad("profiles", value, SETTING_KEYS["profiles"])
-    profiles: dict[str, Profile] = {}
-    for name, entry in value.items():
-        if not isinstance(name, str) or not name:
-            raise _bad("profiles", value, SETTING_KEYS["profiles"])
-        if not isinstance(entry, Mapping):
-            raise _bad(
-                f"profiles.{name}", entry, "a table with the keys " + ", ".join(PROFILE_KEYS)
-            )
-        profiles[name] = _profile(f"profiles.{name}.", entry)
-    return profiles
-
-
-def _ssh_values(get: Mapping[str, Any]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for key in ("host", "user"):
-        if key in get:
-            values[key] = _word(key, get[key], SETTING_KEYS[key])
-    if "port" in get:
-        values["port"] = _integer("port", get["port"], SETTING_KEYS["port"], 1, 65535)
-    for key in ("identity_file", "known_hosts", "ssh_config", "slurm_conf"):
-        if key in get:
-            values[key] = _path(key, get[key], SETTING_KEYS[key])
-    if "strict_host_key_checking" in get:
-        strict = get["strict_host_key_checking"]
-        if not isinstance(strict, bool) and strict not in ("yes", "no", "accept-new"):
-            raise _bad("strict_host_key_checking", strict,
-                       SETTING_KEYS["strict_host_key_checking"])
-        values["strict_host_key_checking"] = strict
-    return values
+SETTING_KEYS: Mapping[str, str] = describe(SlurmSettings)
+"""Every top-level key, with what it expects."""
 
 
 def parse_settings(config: Mapping[str, Any] | None) -> SlurmSettings:
     """Validate a destination's ``settings`` table and return the `SlurmSettings`.
 
+    Keys set to ``None`` count as not set.
+
     Raises:
-        ValueError: an unknown key, a value of the wrong type or out of range, or a missing
-            ``host``/``remote_dir`` for the ssh transport; the message names the key, the
-            value and what was expected.
+        ConfigError: (a `ValueError`) with every unknown key, value of the wrong type or out
+            of range, and missing ``host``/``remote_dir`` for the ssh transport; each message
+            names the key, the value and what was expected.
     """
-    config = dict(config or {})
-    unknown = sorted(str(k) for k in config if k not in SETTING_KEYS)
-    if unknown:
-        raise ValueError(
-            f"unknown slurm connector setting(s) {', '.join(map(repr, unknown))} "
-            f"(known: {', '.join(SETTING_KEYS)})"
-        )
-    values: dict[str, Any] = {}
-    get = {k: v for k, v in config.items() if v is not None}
-
-    kind = get.get("transport", "local")
-    if kind not in ("local", "ssh"):
-        raise _bad("transport", kind, SETTING_KEYS["transport"])
-    values["transport"] = kind
-    values.update(_ssh_values(get))
-    if "env_setup" in get:
-        setup = get["env_setup"]
-        if not isinstance(setup, str) or "\0" in setup:
-            raise _bad("env_setup", setup, SETTING_KEYS["env_setup"])
-        values["env_setup"] = setup.strip() or None
-    if "remote_dir" in get:
-        remote = _path("remote_dir", get["remote_dir"], SETTING_KEYS["remote_dir"])
-        if not remote.startswith("/") or any(c.isspace() or c in "'\"%" for c in remote):
-            raise _bad(
-                "remote_dir", remote, "an absolute path without spaces, quotes or '%'"
-            )
-        values["remote_dir"] = remote.rstrip("/") or "/"
-
-    values["defaults"] = _profile("", {k: v for k, v in get.items() if k in PROFILE_KEYS})
-    if "profiles" in get:
-        values["profiles"] = _profiles(get["profiles"])
-    if "chunk_size" in get:
-        values["chunk_size"] = _integer(
-            "chunk_size", get["chunk_size"], SETTING_KEYS["chunk_size"], 1, None
-        )
-    for key in ("sacct_lookback", "command_timeout"):
-        if key in get:
-            values[key] = _number(key, get[key], SETTING_KEYS[key], 0.0, strict=True)
-    for key in ("retry_time_factor", "retry_memory_factor"):
-        if key in get:
-            values[key] = _number(key, get[key], SETTING_KEYS[key], 1.0, strict=False)
-    for key in ("retrieve_exclude", "env_passthrough"):
-        if key in get:
-            patterns = get[key]
-            if (
-                isinstance(patterns, str)
-                or not isinstance(patterns, Sequence)
-                or not all(isinstance(p, str) and p and "\n" not in p for p in patterns)
-            ):
-                raise _bad(key, patterns, SETTING_KEYS[key])
-            values[key] = tuple(patterns)
-
-    if kind == "ssh":
-        if "host" not in values:
-            raise _bad("host", config.get("host"), SETTING_KEYS["host"])
-        if "remote_dir" not in values:
-            raise _bad("remote_dir", config.get("remote_dir"), SETTING_KEYS["remote_dir"])
-    return SlurmSettings(**values)
+    values = {key: value for key, value in (config or {}).items() if value is not None}
+    return structure_settings(SlurmSettings, values, where=WHERE)

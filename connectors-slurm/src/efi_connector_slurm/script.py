@@ -4,6 +4,8 @@
 the job's pipeline and of its job type, and the job's own resource requests, then the pipeline
 command with every argument quoted by `shlex.quote`: job data never reaches the shell unquoted.
 
+`batch_script` is the same script with the resources it asks for, for a caller that already
+knows where the job runs (`SlurmConnector.prepare_job_environment`: one derivation each).
 `cluster_job_dir` is where the job runs (``remote_dir/<id>``, or the manager's job directory
 itself); `retry_resources` computes the larger time or memory of a retry after a TIMEOUT or an
 OUT_OF_MEMORY failure (the connector's answer to `BaseConnector.retry_resources`).
@@ -23,6 +25,7 @@ from efi_job_manager.toolkit import JobSpec, relocate_params
 __all__ = [
     "RESOURCE_KEYS",
     "SCRIPT_NAME",
+    "batch_script",
     "cluster_command",
     "cluster_job_dir",
     "quote",
@@ -66,9 +69,15 @@ def cluster_job_dir(spec: JobSpec, settings: SlurmSettings) -> str:
     return path
 
 
-def cluster_command(spec: JobSpec, settings: SlurmSettings) -> tuple[str, ...]:
-    """The pipeline command as it runs on the cluster side (job-dir paths relocated)."""
-    directory = cluster_job_dir(spec, settings)
+def cluster_command(
+    spec: JobSpec, settings: SlurmSettings, directory: str | None = None
+) -> tuple[str, ...]:
+    """The pipeline command as it runs on the cluster side (job-dir paths relocated).
+
+    ``directory`` is the job's `cluster_job_dir`, when the caller has it already.
+    """
+    if directory is None:
+        directory = cluster_job_dir(spec, settings)
     if directory == str(spec.job_dir.absolute()):
         return tuple(spec.command)
     moved = relocate_params({"command": list(spec.command)}, spec.job_dir.absolute(), directory)
@@ -178,9 +187,29 @@ def render_batch_script(spec: JobSpec, settings: SlurmSettings) -> str:
         ValueError: the command is empty, a resource is invalid, or the job directory
             cannot be written on an ``#SBATCH`` line.
     """
+    return batch_script(spec, settings)[0]
+
+
+def batch_script(
+    spec: JobSpec, settings: SlurmSettings, directory: str | None = None
+) -> tuple[str, dict[str, str]]:
+    """Return `render_batch_script`'s script and the resources it asks for.
+
+    Args:
+        spec: The job.
+        settings: The destination's settings.
+        directory: The job's `cluster_job_dir`, when the caller has it already.
+
+    Returns:
+        The script, and the resources by `RESOURCE_KEYS` name (those of `resolve_resources`).
+
+    Raises:
+        ValueError: as `render_batch_script`.
+    """
     if not spec.command or not all(isinstance(arg, str) for arg in spec.command):
         raise ValueError(f"job {spec.job_id}: invalid command {spec.command!r}")
-    directory = cluster_job_dir(spec, settings)
+    if directory is None:
+        directory = cluster_job_dir(spec, settings)
     profile, resources = resolve_resources(spec, settings)
     lines = ["#!/bin/bash", f"#SBATCH --job-name={spec.name}"]
     lines += [f"#SBATCH {_SBATCH_OPTION[key]}={resources[key]}" for key in RESOURCE_KEYS
@@ -198,8 +227,8 @@ def render_batch_script(spec: JobSpec, settings: SlurmSettings) -> str:
     if settings.env_setup:
         lines.append(settings.env_setup)
     lines.append("set -euo pipefail")
-    lines.append(" ".join(quote(arg) for arg in cluster_command(spec, settings)))
-    return "\n".join(lines) + "\n"
+    lines.append(" ".join(quote(arg) for arg in cluster_command(spec, settings, directory)))
+    return "\n".join(lines) + "\n", resources
 
 
 def quote(arg: str) -> str:

@@ -17,7 +17,12 @@ from efi_job_manager.jobdir import JobDirectory, UnsafeJobDirectory
 from efi_job_manager.manager.report import Cycle, Destination
 from efi_job_manager.models import Job
 from efi_job_manager.pipelines import Catalogue, PreparedJob
-from efi_job_manager.repository import JobRepository
+from efi_job_manager.repository import (
+    InvalidSchedulerId,
+    JobRepository,
+    column_value,
+    is_stand_in,
+)
 from efi_job_manager.status import Status
 
 __all__ = ["ManagerBase"]
@@ -80,6 +85,8 @@ class ManagerBase:
         self._stop = threading.Event()
         self._wait = wait or self._stop.wait
         self._destination_of: dict[int, str] = {}
+        #: job id → (its stand-in in ``schedulerJobId``, the opaque id noted in its directory)
+        self._opaque_ids: dict[int, tuple[int, str]] = {}
         self._poll_resume_after = 0  # the last job polled when a poll step ran over
         self._site_checked: dict[str, datetime] = {}  # destination → its last check_site
         self._site_missing: set[str] = set()  # destinations paused by check_site
@@ -205,8 +212,51 @@ class ManagerBase:
             cycle.lost_races.append(job.id)
 
 
+    def _scheduler_id(self, job: Job) -> str | None:
+        """The scheduler's id of a submitted job as its connector knows it; None if unknown.
+
+        Digits are in ``schedulerJobId`` itself; an opaque id is read (once) from the job's
+        directory, where it was noted before its stand-in was stored in the column.
+        """
+        value = job.schedulerJobId
+        if value is None:
+            return None
+        if not is_stand_in(value):
+            return str(value)
+        cached = self._opaque_ids.get(job.id)
+        if cached is not None and cached[0] == value:
+            return cached[1]
+        try:
+            noted = self.job_dir(job.id).scheduler_id()
+            if noted is None or column_value(job.id, noted) != value:
+                return None
+        except (OSError, UnsafeJobDirectory, InvalidSchedulerId):
+            return None
+        self._opaque_ids[job.id] = (value, noted)
+        return noted
+
+
+    def _note_scheduler_id(self, job: Job, destination: Destination, scheduler_id: str) -> bool:
+        """Note the id in the job's directory; return False if an opaque id could not be.
+
+        The column can hold only a stand-in for an opaque id, so its note must be written
+        before the column: without it the job could not be followed. A digits id is in
+        the column itself; its note only saves a lookup.
+        """
+        try:
+            self.job_dir(job.id).record_destination(destination.name, scheduler_id)
+        except (OSError, UnsafeJobDirectory) as exc:
+            try:
+                opaque = is_stand_in(column_value(job.id, scheduler_id))
+            except InvalidSchedulerId:
+                opaque = False
+            log.warning("job %s: cannot note its scheduler id in its directory: %s", job.id, exc)
+            return not opaque
+        return True
+
+
     def _cancel_quietly(self, destination: Destination, ids: list[str]) -> None:
         try:
             destination.connector.cancel_jobs(ids)
         except Exception as exc:
-            log.error("destination %s: cannot cancel %s: %s", destination.name, ids, exc)
+            log.error("destination %s: cannot cancel %s: %s", destination.label, ids, exc)

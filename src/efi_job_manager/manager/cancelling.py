@@ -26,7 +26,8 @@ class CancelStep(ManagerBase):
             if self._halted(cycle):
                 break
             jd = self.job_dir(job.id)
-            if job.schedulerJobId is None:
+            known = self._scheduler_id(job)
+            if known is None:
                 # claimed, maybe submitted, but the id never stored (a crash): look it up
                 claim = jd.claim_of(job.uuid)
                 if claim is None or jd.cancel_sent(f"claim {claim}"):
@@ -34,9 +35,8 @@ class CancelStep(ManagerBase):
                 for sid in self._lookup_for_cancel(cycle, job, claim):
                     todo.setdefault(self.destination_of(job).name, []).append((job, sid))
                 continue
-            sid = str(job.schedulerJobId)
-            if not jd.cancel_sent(sid):
-                todo.setdefault(self.destination_of(job).name, []).append((job, sid))
+            if not jd.cancel_sent(known):
+                todo.setdefault(self.destination_of(job).name, []).append((job, known))
         for name, group in todo.items():
             ids = [sid for _, sid in group]
             if self.dry_run:
@@ -46,12 +46,13 @@ class CancelStep(ManagerBase):
                 self.destinations[name].connector.cancel_jobs(ids)
             except Exception as exc:  # a connector's bug must not stop the cycle
                 cycle.errors.append(f"cancelling {', '.join(ids)} on {name}: {exc}")
-                log.warning("destination %s: cannot cancel %s: %s", name, ids, exc)
+                log.warning("destination %s: cannot cancel %s: %s",
+                            self.destinations[name].label, ids, exc)
                 continue
             reached("cancel-sent")
             for job, sid in group:
                 claim = self.job_dir(job.id).claim_of(job.uuid)
-                marker = sid if job.schedulerJobId is not None else f"claim {claim}"
+                marker = sid if self._scheduler_id(job) == sid else f"claim {claim}"
                 self.job_dir(job.id).record_cancel_sent(cycle.now, marker)
                 cycle.cancelled.append(job.id)
                 self._event(EventKind.CANCELLED, job, "cancelled by the user or an operator", sid)

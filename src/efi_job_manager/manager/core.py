@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from efi_job_manager.config import Settings
-from efi_job_manager.discovery import load_connector
+from efi_job_manager.discovery import load_connectors
 from efi_job_manager.manager.cancelling import CancelStep
 from efi_job_manager.manager.polling import PollStep
 from efi_job_manager.manager.recovery import RecoverStep
@@ -65,7 +65,9 @@ class JobManager(CancelStep, RecoverStep, PollStep):
 
         Raises:
             ConfigError, CatalogueError, ModelError, ConnectorNotFound,
-            ConnectorLoadError: the configuration cannot work.
+            ConnectorLoadError: the configuration cannot work. A `ConfigError` holds every
+                setting the destinations' connectors refuse and every ``[routing]`` key
+                that is no job type of the catalogue, each named with the file and key.
         """
         db = settings.database
         repository = JobRepository(
@@ -78,8 +80,9 @@ class JobManager(CancelStep, RecoverStep, PollStep):
             efi_db=EfiDatabases(p.efi_db.default, p.efi_db.template, dict(p.efi_db.versions)),
             predefined_taxonomy_filters=p.predefined_taxonomy_filters,
             job_classes=dict(repository.job_classes))
+        connectors = load_connectors(settings, settings.unknown_job_types(catalogue.job_types()))
         destinations = {
-            name: Destination(name, load_connector(d.connector, d.settings), d.max_running_jobs)
+            name: Destination(name, connectors[name], d.max_running_jobs)
             for name, d in settings.destinations.items()
         }
         m = settings.manager

@@ -41,19 +41,21 @@ class PollStep(ManagerBase):
         running = {job.id for job in jobs}
         last_polled = 0
         self._destination_of = {k: v for k, v in self._destination_of.items() if k in running}
+        self._opaque_ids = {k: v for k, v in self._opaque_ids.items() if k in running}
         by_destination: dict[str, list[Job]] = {}
         for job in jobs:
             by_destination.setdefault(self.destination_of(job).name, []).append(job)
         for name, group in by_destination.items():
             connector = self.destinations[name].connector
-            ids = [str(j.schedulerJobId) for j in group]
+            sids = {job.id: self._scheduler_id(job) for job in group}
+            ids = [sid for sid in sids.values() if sid is not None]
             try:
-                statuses = connector.get_job_statuses(ids)
+                statuses = connector.get_job_statuses(ids) if ids else {}
             except Exception as exc:  # a connector's bug must not stop the cycle
                 cycle.unavailable.add(name)
                 cycle.errors.append(f"status of {len(ids)} jobs on {name}: {exc}")
                 log.warning("destination %s: cannot get the status of %d jobs: %s",
-                            name, len(ids), exc)
+                            self.destinations[name].label, len(ids), exc)
                 continue
             reached("polled")
             for job in group:
@@ -62,14 +64,20 @@ class PollStep(ManagerBase):
                         self._poll_resume_after = last_polled
                     return
                 last_polled = job.id
-                status = statuses.get(str(job.schedulerJobId)) or SchedulerStatus.unknown(
-                    reason="the connector did not report this job")
+                sid = sids[job.id]
+                if sid is None:
+                    status = SchedulerStatus.unknown(
+                        reason="its scheduler id is missing from its directory")
+                else:
+                    status = statuses.get(sid) or SchedulerStatus.unknown(
+                        reason="the connector did not report this job")
                 try:
                     self._on_status(cycle, job, connector, status)
                 except SQLAlchemyError:
                     raise
                 except UnsafeJobDirectory as exc:
-                    self._cancel_quietly(self.destinations[name], [str(job.schedulerJobId)])
+                    if sid is not None:
+                        self._cancel_quietly(self.destinations[name], [sid])
                     self._fail(cycle, job, Status.RUNNING, str(exc))
                 except Exception:
                     log.exception("job %s: unexpected error handling status %s; it stays as "
@@ -95,7 +103,7 @@ class PollStep(ManagerBase):
             return
         details = {"state": status.state.value, "scheduler_reason": status.reason,
                    "raw": status.raw, "exit_code": status.exit_code, "signal": status.signal,
-                   "scheduler_id": str(job.schedulerJobId)}
+                   "scheduler_id": self._scheduler_id(job)}
         spec = self._spec(job)
         if status.state is SchedulerState.COMPLETED:
             self._collect(cycle, job, connector, spec, details)
@@ -132,14 +140,15 @@ class PollStep(ManagerBase):
             return
         first = self.job_dir(job.id).unknown_since(cycle.now)
         waited = (cycle.now - first).total_seconds()
+        sid = self._scheduler_id(job) or str(job.schedulerJobId)
         if waited < self.lost_grace:
             log.info("job %s: the scheduler does not know job %s (for %.0f s): %s", job.id,
-                     job.schedulerJobId, waited, status.reason or status.raw or "absent")
+                     sid, waited, status.reason or status.raw or "absent")
             return
-        reason = (f"LOST: the scheduler has not known job {job.schedulerJobId} for "
+        reason = (f"LOST: the scheduler has not known job {sid} for "
                   f"{waited:.0f} s ({status.reason or status.raw or 'absent'})")
         self._fail(cycle, job, Status.RUNNING, reason, state="unknown", raw=status.raw,
-                   scheduler_id=str(job.schedulerJobId))
+                   scheduler_id=sid)
 
 
     def _collect(self, cycle: Cycle, job: Job, connector: BaseConnector, spec: JobSpec,
@@ -176,7 +185,7 @@ class PollStep(ManagerBase):
             log.info("job %s (%s) finished: %s", job.id, job.job_type,
                      ", ".join(f"{k}={v}" for k, v in sorted(update.columns.items())) or
                      "no result columns")
-            self._event(EventKind.FINISHED, job, scheduler_id=str(job.schedulerJobId))
+            self._event(EventKind.FINISHED, job, scheduler_id=self._scheduler_id(job))
         else:
             cycle.lost_races.append(job.id)
 

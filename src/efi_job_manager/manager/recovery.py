@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 
 from efi_job_manager.faults import reached
-from efi_job_manager.jobdir import UnsafeJobDirectory
 from efi_job_manager.manager.report import Cycle, Destination, PlannedAction
 from efi_job_manager.manager.starting import StartStep
 from efi_job_manager.models import Job
-from efi_job_manager.repository import InvalidSchedulerId, since
+from efi_job_manager.repository import InvalidSchedulerId, column_value, since
 from efi_job_manager.status import Status
 
 __all__ = ["RecoverStep"]
@@ -60,18 +59,19 @@ class RecoverStep(StartStep):
                found: list[str]) -> None:
         keep, extra = found[0], found[1:]
         try:
-            won = self.repository.set_scheduler_id(job.id, keep)
+            column_value(job.id, keep)
         except InvalidSchedulerId as exc:
             self._fail(cycle, job, Status.RUNNING, str(exc))
             return
+        if not self._note_scheduler_id(job, destination, keep):
+            cycle.errors.append(f"job {job.id}: cannot note its scheduler id {keep} in its "
+                                "directory; adopting it next cycle")
+            return
+        won = self.repository.set_scheduler_id(job.id, keep)
         if not won:
             cycle.lost_races.append(job.id)
             return
         reached("adopted")
-        try:  # the id is in the table; the note only saves a lookup
-            self.job_dir(job.id).record_destination(destination.name, keep)
-        except (OSError, UnsafeJobDirectory) as exc:
-            log.warning("job %s: cannot note its scheduler id in its directory: %s", job.id, exc)
         log.warning("job %s: adopted scheduler job %s on %s found by name", job.id, keep,
                     destination.name)
         cycle.recovered.append(job.id)

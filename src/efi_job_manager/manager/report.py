@@ -19,6 +19,11 @@ class Destination:
     connector: BaseConnector
     max_running_jobs: int | None = None
 
+    @property
+    def label(self) -> str:
+        """The name and the connector's display name, for logs: ``hpc (slurm)``."""
+        return f"{self.name} ({self.connector.display_name})"
+
 
 @attrs.frozen
 class PlannedAction:

@@ -17,7 +17,13 @@ from efi_job_manager.manager.base import ManagerBase
 from efi_job_manager.manager.report import Cycle, PlannedAction
 from efi_job_manager.models import Job
 from efi_job_manager.pipelines import JobInputError, PreparedJob
-from efi_job_manager.repository import CandidateJob, Gate, InvalidSchedulerId, RunningCounts
+from efi_job_manager.repository import (
+    CandidateJob,
+    Gate,
+    InvalidSchedulerId,
+    RunningCounts,
+    column_value,
+)
 from efi_job_manager.status import Status
 
 __all__ = ["StartStep"]
@@ -110,12 +116,13 @@ class StartStep(ManagerBase):
             try:
                 missing = destination.connector.check_site(needs.executables, needs.paths)
             except Exception as exc:  # not knowing is no reason to hold jobs back
-                log.warning("destination %s: cannot check its pipeline's files: %s", name, exc)
+                log.warning("destination %s: cannot check its pipeline's files: %s",
+                            destination.label, exc)
                 continue
             if missing:
                 shown = "; ".join(missing[:5]) + (f"; {len(missing) - 5} more"
                                                   if len(missing) > 5 else "")
-                message = f"destination {name}: its pipeline cannot run there: {shown}"
+                message = f"destination {destination.label}: its pipeline cannot run there: {shown}"
                 self._site_missing.add(name)
                 cycle.errors.append(message)
                 self.faults.raise_fault(name, message, cycle.now, pause=True)
@@ -202,11 +209,7 @@ class StartStep(ManagerBase):
 
 
     def _render(self, destination: str, job: Job, prepared: PreparedJob) -> str:
-        connector = self.destinations[destination].connector
-        render = getattr(connector, "render_job", None)
-        if callable(render):
-            return str(render(self._spec(job, prepared)))
-        return ""
+        return self.destinations[destination].connector.render_job(self._spec(job, prepared))
 
 
     def _stage(self, cycle: Cycle, job: Job) -> tuple[PreparedJob, str] | None:
@@ -269,11 +272,17 @@ class StartStep(ManagerBase):
             return False
         reached("submitted")
         try:
-            won = self.repository.set_scheduler_id(job.id, scheduler_id)
+            column_value(job.id, scheduler_id)
         except InvalidSchedulerId as exc:
             self._cancel_quietly(destination, [scheduler_id])
             self._fail(cycle, job, Status.RUNNING, str(exc))
             return False
+        if not self._note_scheduler_id(job, destination, scheduler_id):
+            self._cancel_quietly(destination, [scheduler_id])
+            self._unclaim(cycle, job, f"the results directory {self.results_dir}: cannot note "
+                                      f"the scheduler id of job {job.id} in its directory")
+            return False
+        won = self.repository.set_scheduler_id(job.id, scheduler_id)
         if not won:
             log.warning("job %s: another actor moved it while it was being submitted; "
                         "cancelling scheduler job %s", job.id, scheduler_id)
@@ -281,10 +290,6 @@ class StartStep(ManagerBase):
             cycle.lost_races.append(job.id)
             return False
         reached("id-stored")
-        try:  # the id is in the table; the note only saves a lookup
-            jd.record_destination(destination.name, scheduler_id)
-        except (OSError, UnsafeJobDirectory) as exc:
-            log.warning("job %s: cannot note its scheduler id in its directory: %s", job.id, exc)
         cycle.started.append(job.id)
         log.info("job %s (%s) submitted to %s as %s", job.id, job.job_type, destination.name,
                  scheduler_id)

@@ -1,0 +1,63 @@
+"""Reading what ``squeue`` prints: job states (`parse_squeue`) and jobs found by name.
+
+`parse_find_job` also reads the sacct listing of `commands.find_job_sacct_command`, alone or
+joined to squeue's: both put the job id first.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+
+from efi_connector_slurm.commands import SQUEUE_FIELDS
+from efi_connector_slurm.parsing.lines import id_sort_key, job_key, split_fields
+from efi_connector_slurm.parsing.states import map_slurm_state
+from efi_job_manager.toolkit import SchedulerStatus
+
+__all__ = ["parse_find_job", "parse_squeue"]
+
+log = logging.getLogger("efi_connector_slurm.parsing")
+
+
+def parse_squeue(stdout: str) -> dict[str, SchedulerStatus]:
+    """Read ``squeue --noheader --format=%i|%j|%T|%r`` output (see `commands.squeue_command`).
+
+    squeue reports no exit code: a FAILED job seen only here has the reason ``FAILED``. A
+    malformed line is logged and skipped.
+
+    Returns:
+        Job id → status, with ``raw`` the whole line. A job slurmctld does not hold is absent.
+    """
+    result: dict[str, SchedulerStatus] = {}
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        parts = split_fields(line, len(SQUEUE_FIELDS), SQUEUE_FIELDS.index("%j"))
+        if parts is None:
+            log.warning("skipping a malformed squeue line: %r", line)
+            continue
+        job_id, _name, state, reason = parts
+        key = job_key(job_id.strip(), line, "squeue")
+        if key is None:
+            continue
+        result[key] = attrs.evolve(map_slurm_state(state, None, None, reason), raw=line)
+    return result
+
+
+def parse_find_job(stdout: str) -> list[str]:
+    """Return the job ids listed by `commands.find_job_command` and/or the sacct variant.
+
+    Reads the first ``|``-separated field of each line, so the squeue and the sacct outputs
+    may be given alone or joined together. Steps and unreadable lines are skipped, each id
+    appears once, and the ids come oldest first (Slurm's ids grow with submission).
+    """
+    ids: set[str] = set()
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        job_id = line.split("|", 1)[0].strip()
+        key = job_key(job_id, line, "job listing")
+        if key is not None:
+            ids.add(key)
+    return sorted(ids, key=id_sort_key)

@@ -1,0 +1,54 @@
+"""Where the settings of EFI's first job manager went (`LEGACY_SETTINGS`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+__all__ = ["LEGACY_SETTINGS", "legacy_hint"]
+
+LEGACY_SETTINGS: Final[Mapping[str, str]] = {
+    "DATABASE_URI": "database.url",
+    "DRY_RUN": "manager.dry_run",
+    "EXECUTION_CONNECTOR": "destinations.default.connector",
+    "LOCAL_JOB_DIRECTORY": "manager.results_dir",
+    "LOCAL_INPUT_FILE_SOURCE_DIR": "manager.input_dir",
+    "MAX_NUM_RUNNING_JOB": "manager.max_running_jobs",
+    "SLEEP_INTERVAL": "manager.interval",
+    "INTERVAL": "manager.interval",
+    "LOG_FILE_PATH": "log_level",
+    "REMOTE_JOB_DIRECTORY": "destinations.<name>.settings.remote_dir",
+    "HPC_HOSTNAME": "destinations.<name>.settings.host",
+    "SSH_HOST": "destinations.<name>.settings.host",
+    "HPC_USERNAME": "destinations.<name>.settings.user",
+    "SSH_USER": "destinations.<name>.settings.user",
+    "HPC_SSH_KEY_PATH": "destinations.<name>.settings.identity_file",
+    "SSH_KEY": "destinations.<name>.settings.identity_file",
+    "PARTITION": "destinations.<name>.settings.partition",
+    "SOURCE_ENV_CMD": "destinations.<name>.settings.env_setup",
+    "REMOTE_NEXTFLOW_PATH": "pipelines.nextflow",
+    "REMOTE_NEXTFLOW_PIPELINE_DIR": "pipelines.pipeline_dir",
+    "REMOTE_NEXTFLOW_PIPELINE": "pipelines.pipeline_dir",
+    "REMOTE_NEXTFLOW_CONFIG_PATH": "pipelines.config_dir",
+    "NEXTFLOW_PARAMS": "pipelines.params",
+    "PARAMS_DICT": "pipelines.params",
+    "EMAIL_HOST": "notify.email.smtp",
+    "EMAIL_PORT": "notify.email.smtp",
+    "EMAIL_HOST_USER": "notify.email.username",
+    "EMAIL_HOST_PASSWORD": "notify.email.password",
+    "EMAIL_SENDER": "notify.email.sender",
+    "EMAIL_USE_TLS": "notify.email.starttls",
+}
+"""Each setting of EFI's first job manager (``config/settings.py``) → its dotted key here.
+
+``<name>`` is the destination the old single cluster becomes, usually ``default``.
+``LOG_FILE_PATH`` has no equivalent: the log goes to standard error at ``log_level``.
+"""
+
+
+def legacy_hint(key: str) -> str | None:
+    """The hint for a top-level key that is a setting of the first job manager, if it is one."""
+    home = LEGACY_SETTINGS.get(key.upper())
+    if home is None:
+        return None
+    return f"{key.upper()} of the first EFI job manager is {home} here"

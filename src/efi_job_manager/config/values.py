@@ -1,0 +1,292 @@
+"""Kinds of setting values: rules to put in ``Annotated`` types, and the common types.
+
+A settings class declares each key once, with its type; a rule in ``Annotated`` says how the
+raw value is read (`Convert`) and what it must be (`Check`), with the words for "expected":
+
+    cpus: Annotated[int, Check("a whole number of CPUs, at least 1", lambda n: n >= 1)] = 1
+    timeout: PositiveDuration = 60.0   # "5s", "1h30m" or a number of seconds
+
+A value from the environment arrives as `FromEnv` text: the rules and the engine's hooks
+read numbers, booleans, lists and tables from text only then (a TOML file has types).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import os
+import re
+import shlex
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import attrs
+
+from efi_job_manager.config.errors import Invalid
+
+__all__ = [
+    "DURATION_EXPECTED",
+    "SECRET",
+    "Check",
+    "CommaList",
+    "Command",
+    "Convert",
+    "Count",
+    "Duration",
+    "FreeForm",
+    "FromEnv",
+    "PositiveDuration",
+    "PositiveNumber",
+    "ResolvedPath",
+    "Secret",
+    "Text",
+    "at_least",
+    "duration",
+    "parse_duration",
+    "parse_env_value",
+    "relative_to",
+]
+
+
+class FromEnv(str):
+    """Text that came from an environment variable (only then is text read as a number…)."""
+
+    __slots__ = ()
+
+
+@attrs.frozen
+class Check:
+    """A rule: the value, read as the base type, must pass ``test`` (if given).
+
+    Attributes:
+        expected: What the key takes, for messages (``"an integer >= 1"``).
+        test: Returns whether a value is good; ``None`` only names what is expected.
+    """
+
+    expected: str
+    test: Callable[[Any], bool] | None = None
+
+
+@attrs.frozen
+class Convert:
+    """A rule: ``read`` turns the raw value into the setting (instead of the base type).
+
+    ``read`` raises `Invalid` (with its own "expected"), or `ValueError`/`TypeError`, which
+    become "expected `expected`".
+    """
+
+    expected: str
+    read: Callable[[Any], Any]
+
+
+@attrs.frozen
+class _Marker:
+    name: str
+
+
+SECRET: Final = _Marker("secret")
+"""Marks a type as secret in ``Annotated``: its value is shown as ``***`` in messages."""
+
+
+def at_least(minimum: int, expected: str | None = None) -> Check:
+    """A rule: an integer (or number) not below ``minimum``."""
+    return Check(expected or f"an integer >= {minimum}", lambda n: n >= minimum)
+
+
+# --------------------------------------------------------------------------- text from env
+
+
+def parse_env_value(text: str) -> Any:
+    """A TOML value if ``text`` is one (``42``, ``true``, ``"x"``), else ``text`` itself."""
+    try:
+        parsed = tomllib.loads(f"v = {text}")
+    except tomllib.TOMLDecodeError:
+        return str(text)
+    return parsed["v"] if parsed.keys() == {"v"} else str(text)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with text from the environment read as TOML, all the way down."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, FromEnv):
+        return parse_env_value(value)
+    return value
+
+
+def _freeform(value: Any) -> dict[str, Any]:
+    table = _plain(value)
+    if not isinstance(table, dict):
+        raise Invalid("a table", value)
+    return table
+
+
+FreeForm = Annotated[Mapping[str, Any], Convert("a table", _freeform)]
+"""A free-form table (a connector's ``settings``, pipeline ``params``), kept as written."""
+
+Text = Annotated[str, Check("a non-empty string", lambda text: bool(text.strip()))]
+"""A string that is not blank."""
+
+Secret = Annotated[str, SECRET]
+"""A password or token: any string, never shown."""
+
+Count = Annotated[int, at_least(1)]
+"""A whole number, at least 1."""
+
+PositiveNumber = Annotated[float, Check("a number > 0", lambda number: number > 0)]
+"""A number (an integer is taken too) more than zero."""
+
+
+def _string_list(split: Callable[[str], list[str]]) -> Callable[[Any], tuple[str, ...]]:
+    def read(value: Any) -> tuple[str, ...]:
+        items = value
+        if isinstance(value, FromEnv):
+            parsed = parse_env_value(value)
+            items = parsed if isinstance(parsed, list) else split(value)
+        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+            raise ValueError(value)
+        return tuple(str(item) for item in items)
+
+    return read
+
+
+def _comma_split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _command(value: Any) -> tuple[str, ...]:
+    command = _string_list(shlex.split)(value)
+    if not command:
+        raise ValueError(value)
+    return command
+
+
+CommaList = Annotated[tuple[str, ...], Convert("a list of non-empty strings",
+                                               _string_list(_comma_split))]
+"""A list of strings; from the environment a TOML array or comma-separated text."""
+
+Command = Annotated[tuple[str, ...], Convert(
+    "a non-empty list of non-empty strings (the command's arguments)", _command)]
+"""A command's arguments; from the environment a TOML array or a shell-quoted line."""
+
+# --------------------------------------------------------------------------- durations
+
+_DURATION_UNITS: Final[Mapping[str, float]] = {
+    "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_DURATION_RE: Final = re.compile(rf"(?:\s*{_NUMBER}\s*(?:ms|s|m|h|d))+\s*", re.IGNORECASE)
+_DURATION_PART_RE: Final = re.compile(rf"({_NUMBER})\s*(ms|s|m|h|d)", re.IGNORECASE)
+
+DURATION_EXPECTED: Final = 'a duration: seconds, or a string such as "30s", "5m", "1h30m"'
+"""What a duration key takes, as messages say it."""
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Turn a duration into seconds.
+
+    Args:
+        value: A number of seconds, or a string: a plain number of seconds (``"30"``) or
+            number-unit pairs with units ``ms``, ``s``, ``m``, ``h``, ``d``
+            (``"500ms"``, ``"30s"``, ``"5m"``, ``"1h30m"``, ``"1.5h"``, ``"7d"``).
+
+    Returns:
+        The duration in seconds, finite and not negative.
+
+    Raises:
+        ValueError: The string is not a duration, or the duration is negative or infinite.
+        TypeError: ``value`` is neither a string nor a number (booleans are refused).
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError(f"expected a number of seconds or a string, got {type(value).__name__}")
+    if isinstance(value, str):
+        text = value.strip()
+        if _DURATION_RE.fullmatch(text):
+            seconds = sum(
+                float(number) * _DURATION_UNITS[unit.lower()]
+                for number, unit in _DURATION_PART_RE.findall(text)
+            )
+        elif re.fullmatch(rf"[+-]?{_NUMBER}", text):
+            seconds = float(text)
+        else:
+            raise ValueError(f"invalid duration {value!r}: expected {DURATION_EXPECTED}")
+    else:
+        seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"invalid duration {value!r}: expected a finite, non-negative duration")
+    return seconds
+
+
+def duration(*, positive: bool = False, minimum: float = 0.0, why: str = "",
+             expected: str = DURATION_EXPECTED) -> Convert:
+    """A rule: a duration (`parse_duration`), > 0 if ``positive``, at least ``minimum`` s.
+
+    Args:
+        positive: Refuse zero.
+        minimum: The shortest duration taken, in seconds.
+        why: Said after the minimum in messages (``"a shorter one …"``).
+        expected: What the key takes, for a value that is no duration at all.
+    """
+
+    def read(value: Any) -> float:
+        try:
+            seconds = parse_duration(value)
+        except (TypeError, ValueError):
+            raise Invalid(expected, value) from None
+        if positive and seconds <= 0:
+            raise Invalid("a duration > 0", value)
+        if seconds < minimum:
+            reason = f" ({why})" if why else ""
+            raise Invalid(f"a duration of at least {minimum:g} s{reason}", value)
+        return seconds
+
+    return Convert(expected, read)
+
+
+Duration = Annotated[float, duration()]
+"""Seconds, not negative: a number or a string such as ``"500ms"``, ``"5m"``, ``"1h30m"``."""
+
+PositiveDuration = Annotated[float, duration(positive=True)]
+"""Seconds, more than zero (see `Duration`)."""
+
+# --------------------------------------------------------------------------- paths
+
+_BASE_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "efi_job_manager_settings_base_dir", default=None)
+
+
+@contextlib.contextmanager
+def relative_to(base_dir: Path | None) -> Iterator[None]:
+    """Resolve `ResolvedPath` values of a file against ``base_dir`` within the block."""
+    token = _BASE_DIR.set(base_dir)
+    try:
+        yield
+    finally:
+        _BASE_DIR.reset(token)
+
+
+def resolve_path(value: Any, *, from_env: bool | None = None) -> Path:
+    """Return ``value`` as an absolute path.
+
+    A relative path from a file is resolved against the file's folder (see `relative_to`),
+    one from the environment (or read with no file) against the current directory.
+    """
+    env = isinstance(value, FromEnv) if from_env is None else from_env
+    base = _BASE_DIR.get()
+    if env or base is None:
+        base = Path(os.path.abspath(os.curdir))
+    return Path(os.path.abspath(base / Path(value).expanduser()))
+
+
+def _path(value: Any) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(value)
+    return resolve_path(value)
+
+
+ResolvedPath = Annotated[Path, Convert("a path (a non-empty string)", _path)]
+"""A local path, made absolute (relative to the file that gave it, or the current folder)."""

@@ -1,0 +1,128 @@
+"""The repository's queries: one job, listings, counts, and the rows each cycle step takes up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+from sqlalchemy import Select, func, or_, select
+
+from efi_job_manager.models import Job
+from efi_job_manager.repository.base import RepositoryBase
+from efi_job_manager.status import Status
+
+__all__ = ["ReadQueries", "UnknownJobRow", "since"]
+
+
+@attrs.frozen
+class UnknownJobRow:
+    """A row whose ``job_type`` the model does not know."""
+
+    id: int
+    job_type: str
+    status: str
+
+
+class ReadQueries(RepositoryBase):
+    """The reading part of `efi_job_manager.repository.JobRepository`."""
+
+    def get(self, job_id: int) -> Job | None:
+        """Return one job, or None if there is no row with a known job type for this id."""
+        rows = self._load(lambda e, s: s.where(e.id == job_id))
+        return rows[0] if rows else None
+
+    def get_raw(self, job_id: int) -> Mapping[str, Any] | None:
+        """Return one row as a plain mapping of its mapped base columns, whatever its type."""
+        table = self._table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.id == job_id)).mappings().first()
+        return dict(row) if row is not None else None
+
+    def jobs(self, statuses: Iterable[Status] | None = None, *, limit: int = 100,
+             newest_first: bool = True) -> list[Job]:
+        """Return jobs of known types, optionally by status, for listings."""
+        wanted = [s.value for s in statuses] if statuses is not None else None
+
+        def build(e: Any, s: Select[Any]) -> Select[Any]:
+            if wanted is not None:
+                s = s.where(self._in(e.status, wanted))
+            order = e.id.desc() if newest_first else e.id.asc()
+            return s.order_by(order).limit(limit)
+
+        return self._load(build)
+
+    def counts_by_status(self) -> dict[str, int]:
+        """Return ``raw status string → number of rows``, unknown strings included."""
+        table = self._table
+        status = func.binary(table.c.status) if self._binary else table.c.status
+        stmt = select(status, func.count()).group_by(status)
+        with self.engine.connect() as conn:
+            return {(value.decode() if isinstance(value, bytes) else str(value)): int(n)
+                    for value, n in conn.execute(stmt)}
+
+    def count(self, status: Status) -> int:
+        """Return the number of rows with one status (an index range, whatever the table size)."""
+        table = self._table
+        stmt = select(func.count()).select_from(table).where(self._eq(table.c.status, status.value))
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def running_jobs(self) -> list[Job]:
+        """Return every ``running`` job that has a scheduler id, oldest first."""
+        return self._load(lambda e, s: s.where(
+            self._eq(e.status, Status.RUNNING.value), e.schedulerJobId.is_not(None)
+        ).order_by(e.id))
+
+    def running_without_scheduler_id(self, started_before: datetime | None = None) -> list[Job]:
+        """Return ``running`` jobs with no scheduler id (claimed, submission not recorded).
+
+        Args:
+            started_before: Only jobs claimed before this time (the grace period).
+        """
+        def build(e: Any, s: Select[Any]) -> Select[Any]:
+            s = s.where(self._eq(e.status, Status.RUNNING.value), e.schedulerJobId.is_(None))
+            if started_before is not None:
+                s = s.where(or_(e.timeStarted.is_(None), e.timeStarted < started_before))
+            return s.order_by(e.id)
+
+        return self._load(build)
+
+    def cancelled_to_propagate(self, since: datetime) -> list[Job]:
+        """Return ``cancelled`` jobs that were claimed, cancelled since ``since``.
+
+        Those with a scheduler id, and those claimed (``timeStarted`` set) whose
+        submission may exist although its id was never stored. Whether the
+        cancellation was already sent is the manager's record (in the job's
+        directory); this returns the candidates. Jobs with no ``timeCompleted``
+        are included whatever their age.
+        """
+        return self._load(lambda e, s: s.where(
+            self._eq(e.status, Status.CANCELLED.value),
+            or_(e.schedulerJobId.is_not(None), e.timeStarted.is_not(None)),
+            or_(e.timeCompleted.is_(None), e.timeCompleted >= since),
+        ).order_by(e.id))
+
+    def ids_with_status(self, status: str, limit: int = 10) -> list[int]:
+        """Return the ids of up to ``limit`` rows whose status is exactly ``status``."""
+        table = self._table
+        stmt = (select(table.c.id).where(self._eq(table.c.status, status))
+                .order_by(table.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [int(i) for i in conn.execute(stmt).scalars()]
+
+    def new_jobs_of_unknown_type(self, limit: int = 100) -> list[UnknownJobRow]:
+        """Return ``new`` rows whose ``job_type`` the model does not map."""
+        table = self._table
+        stmt = (select(table.c.id, table.c.job_type, table.c.status)
+                .where(self._eq(table.c.status, Status.NEW.value),
+                       self._not_in(table.c.job_type, sorted(self._classes)))
+                .order_by(table.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [UnknownJobRow(int(i), str(t), str(s)) for i, t, s in conn.execute(stmt)]
+
+
+def since(now: datetime, seconds: float) -> datetime:
+    """Return ``now`` minus ``seconds`` (a helper for grace periods and windows)."""
+    return now - timedelta(seconds=seconds)
