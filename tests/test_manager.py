@@ -13,11 +13,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import sqlalchemy as sa
 from engine_site import FASTA, SSN, Site, fasta_job, make_site, run_until
 
 from efi_connector_local import LocalConnector
+from efi_job_manager.config import ManagerSettings
 from efi_job_manager.connector import SchedulerStatus, TransientError
 from efi_job_manager.events import EventKind
 from efi_job_manager.manager import CycleReport, Destination, JobManager
@@ -605,3 +607,28 @@ def test_a_step_that_runs_over_its_time_leaves_the_rest_to_the_next_cycle(
     assert second.finished == (2, 3)
     assert connector.retrieved == [1, 2, 3]
     assert site.status(1) == "running"
+
+
+def test_the_manager_takes_its_settings_object_and_overrides_by_field(site: Site) -> None:
+    """JobManager(settings) runs with ManagerSettings; a keyword overrides one field by name."""
+    settings = ManagerSettings(results_dir=site.results, input_dir=site.uploads,
+                               max_running_jobs=1)
+    manager = JobManager(JobRepository(make_engine(site.url)),
+                         {"default": Destination("default", site.connector())},
+                         site.manager().catalogue, settings, claim_batch=7)
+    try:
+        assert manager.settings == attrs.evolve(settings, claim_batch=7)
+        assert manager.results_dir == site.results
+        site.insert(fasta_job(1), fasta_job(2))
+        assert manager.run_once().started == (1,)  # the settings' limit of one running job
+    finally:
+        manager.close()
+    with pytest.raises(TypeError, match=r"not a manager setting: max_jobs \(known: .*"
+                                        r"max_running_jobs"):
+        JobManager(JobRepository(make_engine(site.url)),
+                   {"default": Destination("default", site.connector())},
+                   site.manager().catalogue, settings, max_jobs=3)
+    with pytest.raises(TypeError, match="needs results_dir and input_dir"):
+        JobManager(JobRepository(make_engine(site.url)),
+                   {"default": Destination("default", site.connector())},
+                   site.manager().catalogue)

@@ -9,7 +9,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from efi_job_manager.clock import utcnow
+from efi_job_manager.config import ManagerSettings
 from efi_job_manager.connector import JobSpec
 from efi_job_manager.events import EventBus, EventKind, JobEvent
 from efi_job_manager.faults import SiteFaults, reached
@@ -38,48 +41,38 @@ class ManagerBase:
         repository: JobRepository,
         destinations: Mapping[str, Destination],
         catalogue: Catalogue,
+        settings: ManagerSettings | None = None,
         *,
-        results_dir: Path,
-        input_dir: Path,
         routing: Mapping[str, str] | None = None,
-        default_destination: str = "default",
-        max_running_jobs: int = 100,
-        max_running_jobs_per_user: int | None = None,
-        max_running_jobs_per_pipeline: Mapping[str, int] | None = None,
-        submit_grace: float = 300.0,
-        lost_grace: float = 600.0,
-        cancel_window: float = 7 * 86400.0,
-        claim_batch: int = 50,
-        interval: float = 30.0,
-        step_timeout: float = 600.0,
-        dry_run: bool = False,
         clock: Callable[[], datetime] = utcnow,
         wait: Callable[[float], bool] | None = None,
         events: EventBus | None = None,
+        **overrides: Any,
     ) -> None:
+        if settings is None and not {"results_dir", "input_dir"} <= overrides.keys():
+            raise TypeError("a JobManager needs results_dir and input_dir, or ManagerSettings")
+        try:
+            settings = attrs.evolve(settings or ManagerSettings(), **overrides)
+        except TypeError:
+            unknown = sorted(set(overrides) - {f.name for f in attrs.fields(ManagerSettings)})
+            raise TypeError(f"not a manager setting: {', '.join(unknown)} (known: "
+                            f"{', '.join(f.name for f in attrs.fields(ManagerSettings))})"
+                            ) from None
+        settings = attrs.evolve(settings, results_dir=Path(settings.results_dir),
+                                input_dir=Path(settings.input_dir))
+        default_destination = settings.default_destination
         if default_destination not in destinations:
             raise ValueError(f"the default destination {default_destination!r} is not one of "
                              f"{', '.join(sorted(destinations)) or 'none'}")
         for job_type, name in (routing or {}).items():
             if name not in destinations:
                 raise ValueError(f"routing.{job_type} = {name!r}: no such destination")
+        #: The ``[manager]`` settings this manager runs with (`ManagerSettings`).
+        self.settings: ManagerSettings = settings
         self.repository = repository
         self.destinations = dict(destinations)
         self.catalogue = catalogue
-        self.results_dir = Path(results_dir)
-        self.input_dir = Path(input_dir)
         self.routing = dict(routing or {})
-        self.default_destination = default_destination
-        self.max_running_jobs = max_running_jobs
-        self.max_running_jobs_per_user = max_running_jobs_per_user
-        self.max_running_jobs_per_pipeline = dict(max_running_jobs_per_pipeline or {})
-        self.submit_grace = submit_grace
-        self.lost_grace = lost_grace
-        self.cancel_window = cancel_window
-        self.claim_batch = claim_batch
-        self.interval = interval
-        self.step_timeout = step_timeout
-        self.dry_run = dry_run
         self.clock = clock
         self.events = events or EventBus()
         self._stop = threading.Event()
@@ -91,8 +84,28 @@ class ManagerBase:
         self._site_checked: dict[str, datetime] = {}  # destination → its last check_site
         self._site_missing: set[str] = set()  # destinations paused by check_site
         self._closers: list[Callable[[], object]] = []
-        self.faults = SiteFaults(log, first=max(2 * interval, 60.0))
+        self.faults = SiteFaults(log, first=max(2 * settings.interval, 60.0))
         self._statuses_checked = False
+
+    @property
+    def results_dir(self) -> Path:
+        """The central results directory (``settings.results_dir``)."""
+        return self.settings.results_dir
+
+    @property
+    def input_dir(self) -> Path:
+        """The directory of uploads (``settings.input_dir``)."""
+        return self.settings.input_dir
+
+    @property
+    def dry_run(self) -> bool:
+        """Whether this manager only plans (``settings.dry_run``)."""
+        return self.settings.dry_run
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two cycles (``settings.interval``)."""
+        return self.settings.interval
 
     def stop(self) -> None:
         """Ask `run_forever` to return after the current step; idempotent and thread-safe."""
@@ -110,12 +123,13 @@ class ManagerBase:
         if self._stop.is_set():
             return True
         started = cycle.step_started or self.clock()
-        if (self.clock() - started).total_seconds() <= self.step_timeout:
+        if (self.clock() - started).total_seconds() <= self.settings.step_timeout:
             return False
         if not cycle.overran:
             cycle.overran = True
             log.warning("cycle step %s ran over its %g s (manager.step_timeout); the jobs it "
-                        "has not reached wait for the next cycle", cycle.step, self.step_timeout)
+                        "has not reached wait for the next cycle", cycle.step,
+                        self.settings.step_timeout)
         return True
 
 
@@ -126,7 +140,7 @@ class ManagerBase:
 
     def route(self, job_type: str) -> str:
         """The destination a job type is sent to now."""
-        return self.routing.get(job_type, self.default_destination)
+        return self.routing.get(job_type, self.settings.default_destination)
 
 
     def destination_of(self, job: Job) -> Destination:

@@ -20,7 +20,7 @@ class CancelStep(ManagerBase):
     """Sends the cancellations of jobs the web cancelled to their scheduler."""
 
     def _propagate_cancellations(self, cycle: Cycle) -> None:
-        jobs = self.repository.cancelled_to_propagate(since(cycle.now, self.cancel_window))
+        jobs = self.repository.cancelled_to_propagate(since(cycle.now, self.settings.cancel_window))
         todo: dict[str, list[tuple[Job, str]]] = {}
         for job in jobs:
             if self._halted(cycle):

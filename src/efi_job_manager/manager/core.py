@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import attrs
 from sqlalchemy.exc import SQLAlchemyError
 
 from efi_job_manager.config import Settings
@@ -38,21 +39,12 @@ class JobManager(CancelStep, RecoverStep, PollStep):
         destinations: Connector instances by name; ``default`` receives every
             job type that ``routing`` does not name.
         catalogue: Turns rows into parameters, inputs and commands.
-        results_dir: The central results directory (``<results_dir>/<job id>/``).
-        input_dir: Where uploaded files are; nothing outside it is read.
+        settings: The ``[manager]`` settings (`ManagerSettings`: limits, grace periods,
+            directories, dry run…); its defaults where not given.
         routing: ``job_type → destination name``.
-        default_destination: The destination of unrouted job types.
-        max_running_jobs: Most jobs running at once, over all destinations.
-        max_running_jobs_per_user: Most running jobs per ``user_id``.
-        max_running_jobs_per_pipeline: Most running jobs per job type or pipeline name.
-        submit_grace: Seconds before a claimed job without a scheduler id is recovered.
-        lost_grace: Seconds a scheduler may not know a job before it is declared lost.
-        cancel_window: Seconds after which a cancelled job's cancellation is no longer sent.
-        claim_batch: Most jobs claimed per cycle.
-        step_timeout: Seconds a step of a cycle (cancel, recover, poll, start) may go on
-            taking up jobs; the jobs it has not reached then wait for the next cycle,
-            and the next cycle's poll begins with them.
-        dry_run: Read and report only: write nothing, submit nothing.
+        overrides: Fields of `ManagerSettings` to set on top of ``settings``
+            (``results_dir=…, max_running_jobs=3``); without ``settings``,
+            ``results_dir`` and ``input_dir`` are required.
         clock: Returns "now" (naive UTC).
         wait: Waits up to the given seconds or until stopped; returns True if stopped.
         events: Where transitions are announced.
@@ -85,17 +77,11 @@ class JobManager(CancelStep, RecoverStep, PollStep):
             name: Destination(name, connectors[name], d.max_running_jobs)
             for name, d in settings.destinations.items()
         }
-        m = settings.manager
-        manager = cls(
-            repository, destinations, catalogue,
-            results_dir=m.results_dir, input_dir=m.input_dir, routing=settings.routing,
-            default_destination=m.default_destination, max_running_jobs=m.max_running_jobs,
-            max_running_jobs_per_user=m.max_running_jobs_per_user,
-            max_running_jobs_per_pipeline=m.max_running_jobs_per_pipeline,
-            submit_grace=m.submit_grace, lost_grace=m.lost_grace,
-            cancel_window=m.cancel_window, claim_batch=m.claim_batch, interval=m.interval,
-            step_timeout=m.step_timeout, dry_run=m.dry_run if dry_run is None else dry_run,
-            **overrides)
+        manager_settings = settings.manager
+        if dry_run is not None:
+            manager_settings = attrs.evolve(manager_settings, dry_run=dry_run)
+        manager = cls(repository, destinations, catalogue, manager_settings,
+                      routing=settings.routing, **overrides)
         email = settings.notify.email
         if email is not None:
             from efi_job_manager.notify import EmailNotifier  # noqa: PLC0415

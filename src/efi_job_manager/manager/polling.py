@@ -141,7 +141,7 @@ class PollStep(ManagerBase):
         first = self.job_dir(job.id).unknown_since(cycle.now)
         waited = (cycle.now - first).total_seconds()
         sid = self._scheduler_id(job) or str(job.schedulerJobId)
-        if waited < self.lost_grace:
+        if waited < self.settings.lost_grace:
             log.info("job %s: the scheduler does not know job %s (for %.0f s): %s", job.id,
                      sid, waited, status.reason or status.raw or "absent")
             return

@@ -21,7 +21,7 @@ class RecoverStep(StartStep):
 
     def _recover(self, cycle: Cycle) -> None:
         stale = self.repository.running_without_scheduler_id(
-            since(cycle.now, self.submit_grace))
+            since(cycle.now, self.settings.submit_grace))
         for job in stale:
             if self._halted(cycle):
                 return

@@ -58,7 +58,7 @@ class StartStep(ManagerBase):
     def _submit_new(self, cycle: Cycle) -> None:
         self._fail_unknown_types(cycle)
         running = self.repository.count(Status.RUNNING)
-        free = min(self.max_running_jobs - running, self.claim_batch)
+        free = min(self.settings.max_running_jobs - running, self.settings.claim_batch)
         if free <= 0:
             return
         gate = self._gate(cycle.unavailable)
@@ -137,7 +137,7 @@ class StartStep(ManagerBase):
         Per-pipeline limits count job types and pipeline names; a destination's
         limit counts the running jobs whose job type is routed to it now.
         """
-        per_pipeline = self.max_running_jobs_per_pipeline
+        per_pipeline = self.settings.max_running_jobs_per_pipeline
 
         def gate(counts: RunningCounts) -> Callable[[CandidateJob], bool]:
             by_user = dict(counts.by_user)
@@ -154,11 +154,11 @@ class StartStep(ManagerBase):
             def accept(candidate: CandidateJob) -> bool:
                 nonlocal total
                 destination = self.destinations[self.route(candidate.job_type)]
-                if total >= self.max_running_jobs or destination.name in unavailable:
+                if total >= self.settings.max_running_jobs or destination.name in unavailable:
                     return False
                 user = candidate.user_id
-                if (self.max_running_jobs_per_user is not None and user is not None
-                        and by_user.get(user, 0) >= self.max_running_jobs_per_user):
+                if (self.settings.max_running_jobs_per_user is not None and user is not None
+                        and by_user.get(user, 0) >= self.settings.max_running_jobs_per_user):
                     return False
                 pipeline = self.catalogue.pipeline_name(candidate.job_type)
                 if any(key in per_pipeline and by_type[key] >= per_pipeline[key]
@@ -268,7 +268,7 @@ class StartStep(ManagerBase):
             cycle.unavailable.add(destination.name)
             cycle.errors.append(f"submitting job {job.id} to {destination.name}: {exc}")
             log.warning("job %s: not submitted (%s: %s); it will be recovered after %.0f s",
-                        job.id, type(exc).__name__, exc, self.submit_grace)
+                        job.id, type(exc).__name__, exc, self.settings.submit_grace)
             return False
         reached("submitted")
         try:
