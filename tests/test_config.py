@@ -674,6 +674,49 @@ def test_a_connectors_settings_error_exits_2_naming_file_and_full_key(
     assert "Traceback" not in err
 
 
+def test_a_local_connectors_settings_error_exits_2_naming_file_and_full_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local connector's refused settings are lines of the file too, all at once."""
+    monkeypatch.delenv("EFI_JOB_MANAGER_CONFIG", raising=False)
+    path = write_site(tmp_path, (
+        '[destinations.default]\nconnector = "local"\n'
+        f'[destinations.default.settings]\nstate_dir = "{tmp_path}/state"\n'
+        'kill_grace = "soon"\nkill_grac = 3\nenv = { A = 1 }\n'))
+    assert main(["--config", str(path), "check"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("efi-job-manager: ")]
+    assert lines == [
+        f'efi-job-manager: {path}: destinations.default.settings.kill_grace = "soon": expected '
+        'a duration >= 0 (between SIGTERM and SIGKILL): seconds, or a string such as "5s", '
+        '"1m"',
+        f"efi-job-manager: {path}: destinations.default.settings.env.A = 1: expected a string "
+        "without NUL characters",
+        f"efi-job-manager: {path}: unknown key destinations.default.settings.kill_grac (did you "
+        "mean destinations.default.settings.kill_grace?); known keys: env, env_passthrough, "
+        "kill_grace, python, state_dir",
+    ], err
+    assert "Traceback" not in err
+
+
+def test_the_local_connectors_kill_grace_takes_a_duration(tmp_path: Path) -> None:
+    """``kill_grace = "5s"`` (from the file or a variable) is 5 seconds, as in the core."""
+    path = write_site(tmp_path, (
+        '[destinations.default]\nconnector = "local"\n'
+        f'settings = {{ state_dir = "{tmp_path}/state", kill_grace = "1m" }}\n'))
+    name = "EFI_JOB_MANAGER_DESTINATIONS__DEFAULT__SETTINGS__KILL_GRACE"
+    for environ, seconds in (({}, 60.0), ({name: "5s"}, 5.0)):
+        connectors = load_connectors(Settings.load(path, environ=environ))
+        try:
+            assert connectors["default"].kill_grace == seconds  # type: ignore[attr-defined]
+        finally:
+            connectors["default"].close()
+    with pytest.raises(ConfigError) as caught:
+        load_connectors(Settings.load(path, environ={name: "-5s"}))
+    assert str(caught.value).startswith(
+        f'{name}: destinations.default.settings.kill_grace = "-5s": expected a duration >= 0')
+
+
 def test_a_connector_setting_from_the_environment_names_the_variable(tmp_path: Path) -> None:
     """A connector's key set by a variable is named by that variable; "5s" is a duration."""
     path = write_site(tmp_path, '[destinations.default]\nconnector = "slurm"\n')

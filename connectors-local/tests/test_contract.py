@@ -14,6 +14,7 @@ from efi_connector_local import LocalConnector
 from efi_connector_local.connector import default_state_dir
 from efi_job_manager.connector import BaseConnector, JobSpec, PermanentError, TransientError
 from efi_job_manager.status import SchedulerState
+from efi_job_manager.toolkit import ConfigError
 
 
 def _spec(tmp_path: Path, *, params: bool = True) -> JobSpec:
@@ -66,29 +67,66 @@ def test_default_state_dir_ignores_relative_xdg(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize(
-    ("config", "key"),
+    ("config", "key", "shown"),
     [
-        ({"bogus": 1}, "bogus"),
-        ({"state_dir": 5}, "state_dir"),
-        ({"state_dir": ""}, "state_dir"),
-        ({"kill_grace": "5"}, "kill_grace"),
-        ({"kill_grace": -1}, "kill_grace"),
-        ({"kill_grace": True}, "kill_grace"),
-        ({"kill_grace": float("nan")}, "kill_grace"),
-        ({"python": ""}, "python"),
-        ({"python": ["python3"]}, "python"),
-        ({"env": "A=1"}, "env"),
-        ({"env": {"A": 1}}, "env"),
-        ({"env": {"A=B": "1"}}, "env"),
+        ({"state_dir": 5}, "state_dir", "5"),
+        ({"state_dir": ""}, "state_dir", '""'),
+        ({"kill_grace": "soon"}, "kill_grace", '"soon"'),
+        ({"kill_grace": -1}, "kill_grace", "-1"),
+        ({"kill_grace": True}, "kill_grace", "true"),
+        ({"kill_grace": float("nan")}, "kill_grace", "NaN"),
+        ({"python": ""}, "python", '""'),
+        ({"python": ["python3"]}, "python", '["python3"]'),
+        ({"env": "A=1"}, "env", '"A=1"'),
+        ({"env": {"A": 1}}, "env.A", "1"),
+        ({"env": {"A=B": "1"}}, 'env."A=B"', '"1"'),
+        ({"env_passthrough": "CONDA_*"}, "env_passthrough", '"CONDA_*"'),
+        ({"env_passthrough": ["PATH", ""]}, "env_passthrough[1]", '""'),
     ],
 )
-def test_invalid_config_names_the_key(config: dict[str, Any], key: str) -> None:
-    """A wrong setting raises ValueError naming the key (and, for a known key, the value)."""
-    with pytest.raises(ValueError, match=key) as caught:
+def test_invalid_config_names_the_key(config: dict[str, Any], key: str, shown: str) -> None:
+    """A wrong setting is a ConfigError naming the key, the value and what was expected."""
+    with pytest.raises(ConfigError) as caught:
         LocalConnector(config)
-    if key != "bogus":
-        assert repr(config[key]) in str(caught.value)
-        assert "expected" in str(caught.value)
+    assert str(caught.value).startswith(f"local connector settings: {key} = {shown}: expected ")
+    assert isinstance(caught.value, ValueError)
+
+
+def test_every_wrong_setting_is_reported_at_once() -> None:
+    """Unknown keys get "did you mean"; every problem of the table is one line of the error."""
+    with pytest.raises(ConfigError) as caught:
+        LocalConnector({"kill_grac": 3, "state_dir": 5, "env": {"A": 1, "API_TOKEN": 2}})
+    assert caught.value.messages == [
+        "local connector settings: state_dir = 5: expected a path (a non-empty string): where "
+        "the connector keeps its records",
+        "local connector settings: env.A = 1: expected a string without NUL characters",
+        "local connector settings: env.API_TOKEN = ***: expected a string without NUL characters",
+        "local connector settings: unknown key kill_grac (did you mean kill_grace?); known keys: "
+        "env, env_passthrough, kill_grace, python, state_dir",
+    ]
+
+
+@pytest.mark.parametrize(("grace", "seconds"), [(0, 0.0), (2.5, 2.5), ("5s", 5.0), ("1m", 60.0),
+                                                ("500ms", 0.5), ("7", 7.0)])
+def test_kill_grace_takes_durations(tmp_path: Path, grace: object, seconds: float) -> None:
+    """``kill_grace`` is a duration as the core reads it: seconds, or "5s", "1m"…"""
+    connector = LocalConnector({"state_dir": str(tmp_path), "kill_grace": grace})
+
+    assert connector.kill_grace == seconds
+
+
+def test_settings_are_kept(tmp_path: Path) -> None:
+    """Paths (``~`` expanded), the interpreter, ``env`` and ``env_passthrough`` are kept."""
+    connector = LocalConnector({
+        "state_dir": "~/efi-state", "python": tmp_path / "python3", "env": {"A": "1"},
+        "env_passthrough": ["CONDA_*"], "kill_grace": None})
+
+    assert connector.state_dir == Path.home() / "efi-state"
+    assert connector.python == str(tmp_path / "python3")
+    assert connector.env == {"A": "1"}
+    assert connector.env_passthrough == ("CONDA_*",)
+    assert connector.kill_grace == 5
+    assert LocalConnector({"state_dir": tmp_path}).state_dir == tmp_path
 
 
 def test_prepare_returns_params_path_and_is_idempotent(tmp_path: Path) -> None:

@@ -1,31 +1,44 @@
-"""The local connector's settings: its section of the manager's configuration, checked.
+"""The local connector's settings: a destination's ``settings`` table, declared once.
 
-Every key is optional; an unknown key or a value of the wrong type is a `ValueError`
-that names the key, the value and what was expected. The manual of each key is
-`efi_connector_local.connector.LocalConnector` and ``connectors-local/README.md``.
+`LocalSettings` declares every key with its type and what it takes; `parse_config` reads
+the table with the core's settings engine (`structure_settings`). Every key is optional.
+Every unknown key ("did you mean …") and wrong value is reported at once in one
+`ConfigError` (a `ValueError`) naming the key (dotted inside ``env``: ``env.PATH``), the
+value and what was expected; ``kill_grace`` takes the core's durations (``"5s"``). The
+manual of each key is `efi_connector_local.connector.LocalConnector` and
+``connectors-local/README.md``.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Final
 
 import attrs
 
-__all__ = ["CONFIG_KEYS", "LocalSettings", "default_state_dir", "parse_config"]
+from efi_job_manager.toolkit import Check, Convert, Invalid, describe, duration, structure_settings
 
-#: Each setting the connector takes → what its value must be (said in error messages).
-CONFIG_KEYS = {
-    "state_dir": "a path (string)",
-    "kill_grace": "a number of seconds >= 0",
-    "python": "a path or command name of a Python interpreter (string)",
-    "env": "a table of environment variable names to string values",
-    "env_passthrough": "a list of environment variable names or patterns passed on to jobs",
-}
+__all__ = [
+    "DEFAULT_KILL_GRACE",
+    "SETTING_KEYS",
+    "WHERE",
+    "LocalSettings",
+    "default_state_dir",
+    "parse_config",
+]
+
+DEFAULT_KILL_GRACE = 5.0
+"""Seconds between SIGTERM and SIGKILL when cancelling, unless ``kill_grace`` says."""
+
+WHERE: Final = "local connector settings"
+"""How messages name the table when no file is known (the core names the file instead)."""
+
+_ENV_EXPECTED = "a table of environment variable names to strings"
+_ENV_NAME_EXPECTED = "an environment variable name as the key (not empty, without '=' or NUL)"
+_ENV_VALUE_EXPECTED = "a string without NUL characters"
 
 
 def default_state_dir() -> Path:
@@ -39,74 +52,86 @@ def default_state_dir() -> Path:
     return base / "efi-connector-local"
 
 
+# -- how values are read ------------------------------------------------------------------------
+
+
+def _text_or_path(value: Any) -> str:
+    """A non-empty string or path-like, as a string."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise ValueError(value)
+    return value
+
+
+def _state_dir(value: Any) -> Path:
+    return Path(_text_or_path(value)).expanduser()
+
+
+def _environment(value: Any) -> dict[str, str]:
+    """The ``env`` table, each wrong name or value reported under its own key."""
+    if not isinstance(value, Mapping):
+        raise Invalid(_ENV_EXPECTED, value)
+    wrong: list[Invalid] = []
+    for name, text in value.items():
+        if not isinstance(name, str) or not name or "=" in name or "\0" in name:
+            wrong.append(Invalid(_ENV_NAME_EXPECTED, text, key=str(name)))
+        elif not isinstance(text, str) or "\0" in text:
+            wrong.append(Invalid(_ENV_VALUE_EXPECTED, text, key=name))
+    if wrong:
+        raise ExceptionGroup("wrong environment variables", wrong)
+    return dict(value)
+
+
+Pattern = Annotated[str, Check("a non-empty string", bool)]
+
+
+# -- the settings -------------------------------------------------------------------------------
+
+
 @attrs.frozen
 class LocalSettings:
-    """The checked settings of one `LocalConnector`, defaults filled in (see `parse_config`)."""
+    """The validated settings of one `LocalConnector` (see the README for each key).
 
-    state_dir: Path
-    kill_grace: float
-    python: str
-    env: Mapping[str, str]
-    env_passthrough: tuple[str, ...]
+    Attributes:
+        state_dir: Where the connector keeps its records (``~`` expanded); by default
+            `default_state_dir`.
+        kill_grace: Seconds between SIGTERM and SIGKILL when cancelling.
+        python: The interpreter that runs the wrapper; it must be able to import
+            ``efi_connector_local`` (by default the interpreter running the manager).
+        env: Extra environment variables for the jobs (names to strings).
+        env_passthrough: More of the manager's variables the jobs get (names or shell
+            patterns such as ``CONDA_*``).
+    """
+
+    state_dir: Annotated[Path, Convert(
+        "a path (a non-empty string): where the connector keeps its records",
+        _state_dir)] = attrs.field(factory=default_state_dir)
+    kill_grace: Annotated[float, duration(
+        expected='a duration >= 0 (between SIGTERM and SIGKILL): seconds, or a string such '
+        'as "5s", "1m"')] = DEFAULT_KILL_GRACE
+    python: Annotated[str, Convert(
+        "a path or command name of a Python interpreter (a non-empty string)",
+        _text_or_path)] = attrs.field(factory=lambda: sys.executable)
+    env: Annotated[Mapping[str, str], Convert(_ENV_EXPECTED, _environment)] = attrs.field(
+        factory=dict)
+    env_passthrough: Annotated[tuple[Pattern, ...], Check(
+        "a list of environment variable names or patterns passed on to jobs")] = ()
 
 
-def _bad(key: str, value: object) -> ValueError:
-    return ValueError(
-        f"invalid local connector setting {key!r}: {value!r} (expected {CONFIG_KEYS[key]})"
-    )
+SETTING_KEYS: Mapping[str, str] = describe(LocalSettings)
+"""Every key, with what it expects."""
 
 
-def parse_config(config: Mapping[str, Any]) -> LocalSettings:
-    """Check a connector's configuration and fill in the defaults.
+def parse_config(config: Mapping[str, Any] | None) -> LocalSettings:
+    """Validate a destination's ``settings`` table and return the `LocalSettings`.
+
+    Keys set to ``None`` count as not set (their defaults apply).
 
     Raises:
-        ValueError: a key is unknown or a value has the wrong type; the message names
-            the key, the value and what was expected.
+        ConfigError: (a `ValueError`) with every unknown key and every value of the wrong
+            type or out of range; each message names the key, the value and what was
+            expected.
     """
-    unknown = sorted(str(k) for k in config if k not in CONFIG_KEYS)
-    if unknown:
-        raise ValueError(
-            f"unknown local connector setting(s) {', '.join(map(repr, unknown))} "
-            f"(known: {', '.join(sorted(CONFIG_KEYS))})"
-        )
-
-    state_dir = config.get("state_dir")
-    if state_dir is None:
-        state_path = default_state_dir()
-    elif isinstance(state_dir, str | os.PathLike) and os.fspath(state_dir):
-        state_path = Path(state_dir).expanduser()
-    else:
-        raise _bad("state_dir", state_dir)
-
-    grace = config.get("kill_grace", 5)
-    if isinstance(grace, bool) or not isinstance(grace, int | float):
-        raise _bad("kill_grace", grace)
-    if not math.isfinite(grace) or grace < 0:
-        raise _bad("kill_grace", grace)
-
-    python = config.get("python", sys.executable)
-    if not isinstance(python, str | os.PathLike) or not os.fspath(python):
-        raise _bad("python", python)
-
-    env = config.get("env", {})
-    if not isinstance(env, Mapping) or not all(
-        isinstance(k, str)
-        and k
-        and "=" not in k
-        and "\0" not in k
-        and isinstance(v, str)
-        and "\0" not in v
-        for k, v in env.items()
-    ):
-        raise _bad("env", env)
-
-    passthrough = config.get("env_passthrough", [])
-    if isinstance(passthrough, str) or not isinstance(passthrough, list | tuple) or not all(
-        isinstance(p, str) and p for p in passthrough
-    ):
-        raise _bad("env_passthrough", passthrough)
-
-    return LocalSettings(
-        state_dir=state_path, kill_grace=float(grace), python=os.fspath(python), env=dict(env),
-        env_passthrough=tuple(passthrough),
-    )
+    values = {key: value for key, value in (config or {}).items() if value is not None}
+    return structure_settings(LocalSettings, values, where=WHERE)
