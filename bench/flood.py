@@ -25,9 +25,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from instant import InstantConnector
 
+from efi_job_manager.catalogue import STANDIN_COMMAND, Catalogue, EfiDatabases
 from efi_job_manager.manager import Destination, JobManager
 from efi_job_manager.models import Job
-from efi_job_manager.pipelines import STANDIN_COMMAND, Catalogue, EfiDatabases
 from efi_job_manager.repository import JobRepository, make_engine
 from efi_job_manager.schema import create_tables
 

@@ -34,8 +34,8 @@ from types import ModuleType
 from typing import Any
 
 from efi_job_manager import models
-from efi_job_manager.est_scripts import EstCall
-from efi_job_manager.pipelines import Catalogue, EfiDatabases
+from efi_job_manager.catalogue import Catalogue, EfiDatabases
+from efi_job_manager.catalogue.estscripts import EstCall
 
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "params"
 MANIFEST = GOLDEN / "est-reference.json"

@@ -39,10 +39,10 @@ from types import ModuleType
 from typing import Any
 
 from efi_job_manager import models
-from efi_job_manager.est_calls import EstCall
-from efi_job_manager.est_jobs import JOB_TYPES, JobType
-from efi_job_manager.pipelines import Catalogue, EfiDatabases, PreparedJob
-from efi_job_manager.rowvalues import JobInputError, RowReader, is_empty
+from efi_job_manager.catalogue import Catalogue, EfiDatabases, PreparedJob
+from efi_job_manager.catalogue.estcalls import EstCall
+from efi_job_manager.catalogue.jobtypes import JOB_TYPES, JobType
+from efi_job_manager.catalogue.rowvalues import JobInputError, RowReader, is_empty
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "params"

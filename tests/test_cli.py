@@ -12,8 +12,8 @@ from pathlib import Path
 import golden_cases
 import pytest
 
+from efi_job_manager.catalogue import STANDIN_COMMAND
 from efi_job_manager.cli import main
-from efi_job_manager.pipelines import STANDIN_COMMAND
 from efi_job_manager.repository import JobRepository, make_engine
 
 FASTA = ">sp|P0A9Q7|ADHE_ECOLI\nMAVTNVAELNALVERVKKAQ\n"
@@ -154,7 +154,7 @@ def test_jobs_params_prints_params_and_command(
     assert cli(config, "jobs", "params", "1") == 0
     out = capsys.readouterr().out
     assert '"import_mode": "fasta"' in out
-    assert "efi_job_manager.standin" in out
+    assert "efi_job_manager.dev.standin" in out
     assert cli(config, "jobs", "list", "--status", "new") == 0
     assert "est_generate_fasta" in capsys.readouterr().out
 
@@ -216,7 +216,7 @@ def test_dry_run_prints_the_command_and_submits_nothing(
     assert cli(config, "run", "--dry-run") == 0
     out = capsys.readouterr().out
     assert "job 1: would submit on default" in out
-    assert "efi_job_manager.standin" in out
+    assert "efi_job_manager.dev.standin" in out
     assert cli(config, "jobs", "list", "--status", "new") == 0
     assert "est_generate_fasta" in capsys.readouterr().out
 

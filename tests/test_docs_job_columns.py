@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from efi_job_manager.est_jobs import JOB_TYPES
+from efi_job_manager.catalogue.jobtypes import JOB_TYPES
 from efi_job_manager.models import JOB_CLASSES, parameter_columns
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,10 +20,10 @@ import golden_cases
 import pytest
 
 from efi_job_manager import models
-from efi_job_manager.est_jobs import JOB_TYPES
-from efi_job_manager.est_scripts import RUNNER_KEYS
-from efi_job_manager.pipelines import Catalogue, EfiDatabases, PreparedJob
-from efi_job_manager.standin import SCHEMAS, validate
+from efi_job_manager.catalogue import Catalogue, EfiDatabases, PreparedJob
+from efi_job_manager.catalogue.estscripts import RUNNER_KEYS
+from efi_job_manager.catalogue.jobtypes import JOB_TYPES
+from efi_job_manager.dev.standin import SCHEMAS, validate
 
 GOLDEN = Path(__file__).parent / "golden" / "params"
 CASES = golden_cases
@@ -253,7 +253,7 @@ def test_a_refused_params_file_ends_the_run_with_status_2(site: tuple[Path, Path
     pipeline, params = _near_miss("est_generate_blast-realistic",
                                   {"filter": (_FILE, {"field": "superkingdom"})}, site, job_dir)
     (job_dir / "params.json").write_text(json.dumps(params))
-    proc = subprocess.run([sys.executable, "-m", "efi_job_manager.standin", pipeline,
+    proc = subprocess.run([sys.executable, "-m", "efi_job_manager.dev.standin", pipeline,
                            "params.json"], cwd=job_dir, capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 2

@@ -34,10 +34,10 @@ from slurm_lab import lab_environment, new_ids, slurm, slurm_jobs
 from efi_connector_local import LocalConnector
 from efi_connector_local.records import StateStore
 from efi_connector_slurm import SlurmConnector
+from efi_job_manager.catalogue import STANDIN_COMMAND
 from efi_job_manager.connector import BaseConnector
 from efi_job_manager.faults import STEPS
 from efi_job_manager.manager import Destination
-from efi_job_manager.pipelines import STANDIN_COMMAND
 from efi_job_manager.repository import make_engine
 
 #: Seconds the stand-in runs: the jobs that must finish, and the one the user cancels

@@ -20,7 +20,7 @@ from engine_site import FASTA, SSN, Site, fasta_job, make_site, run_until
 
 from efi_connector_local import LocalConnector
 from efi_job_manager.config import ManagerSettings
-from efi_job_manager.connector import SchedulerStatus, TransientError
+from efi_job_manager.connector import JobSpec, Resources, SchedulerStatus, TransientError
 from efi_job_manager.events import EventKind
 from efi_job_manager.manager import CycleReport, Destination, JobManager
 from efi_job_manager.repository import JobRepository, make_engine
@@ -388,7 +388,7 @@ def test_dry_run_reads_and_reports_but_changes_nothing(site: Site) -> None:
     assert before == after
     actions = {a.job_id: a for a in report.planned}
     assert actions[1].action == "submit"
-    assert "efi_job_manager.standin" in actions[1].command
+    assert "efi_job_manager.dev.standin" in actions[1].command
     assert actions[2].action == "fail"
     assert "missing.fa" in actions[2].detail
     assert not site.events
@@ -511,32 +511,40 @@ def test_a_retried_job_starts_without_the_previous_runs_notes(site: Site) -> Non
 
 
 class GrowingConnector(LocalConnector):
-    """Asks for twice the time after a failure, and remembers what each submission asked for."""
+    """Has a time limit of 1 h of its own, asks for twice the time after a failure, and
+    remembers what each submission asked for."""
 
-    submitted: list[dict[str, str]]
+    submitted: list[Resources]
 
-    def retry_resources(self, spec: Any, failure: Any) -> dict[str, str] | None:
-        hours = int(spec.resources.get("time", "1:00:00").split(":")[0])
-        return {"time": f"{2 * hours}:00:00"} if "EXIT_CODE" in failure["reason"] else None
+    def resources_for(self, spec: JobSpec) -> Resources:
+        return Resources(time=3600).overlay(spec.resources)
 
-    def submit_job(self, spec: Any, params_path: str) -> str:
-        self.submitted.append(dict(spec.resources))
+    def retry_resources(self, spec: JobSpec, failure: Any) -> Resources | None:
+        used = self.resources_for(spec).time or 0
+        return Resources(time=2 * used) if "EXIT_CODE" in failure["reason"] else None
+
+    def submit_job(self, spec: JobSpec, params_path: str) -> str:
+        self.submitted.append(spec.resources)
         return super().submit_job(spec, params_path)
 
 
 def test_retry_asks_the_connector_for_more_resources(site: Site) -> None:
-    """A failed job retried gets what its connector proposes, recorded for its next run."""
+    """A failed job retried gets what its connector proposes, recorded for its next run; the
+    change is told from what the failed run used (the connector's own default first)."""
     site.insert(fasta_job(1))
     connector = GrowingConnector({"state_dir": str(site.root / "growing"),
                                   "env": {"EFI_STANDIN_FAIL": "3"}})
     connector.submitted = []
-    manager = site.manager(destinations={"default": Destination("default", connector)})
+    manager = site.manager(destinations={"default": Destination("default", connector)},
+                           resources={"est": Resources(memory=512)})
     run_until(manager, lambda: site.status(1) == "failed")
-    assert manager.retry(1) == {"time": (None, "2:00:00")}
+    assert manager.retry(1) == {"time": ("1h", "2h")}
     assert site.status(1) == "new"
+    assert json.loads((site.results / "1" / ".efi" / "resources.json").read_text()) == {
+        "time": 7200}
     run_until(manager, lambda: site.status(1) == "failed")
-    assert manager.retry(1) == {"time": ("2:00:00", "4:00:00")}
-    assert connector.submitted == [{}, {"time": "2:00:00"}]
+    assert manager.retry(1) == {"time": ("2h", "4h")}
+    assert connector.submitted == [Resources(memory=512), Resources(time=7200, memory=512)]
     with pytest.raises(ValueError, match="cannot go from 'new' to 'new'"):
         manager.retry(1)
 

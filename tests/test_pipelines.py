@@ -19,9 +19,7 @@ import golden_cases
 import pytest
 
 from efi_job_manager import models as m
-from efi_job_manager.est_jobs import JOB_TYPES
-from efi_job_manager.models import JOB_CLASSES, Job, parameter_columns
-from efi_job_manager.pipelines import (
+from efi_job_manager.catalogue import (
     DEFAULT_COMMAND,
     STANDIN_COMMAND,
     Catalogue,
@@ -30,8 +28,10 @@ from efi_job_manager.pipelines import (
     JobInputError,
     PreparedJob,
 )
+from efi_job_manager.catalogue.jobtypes import JOB_TYPES
+from efi_job_manager.catalogue.rowvalues import RowReader
+from efi_job_manager.models import JOB_CLASSES, Job, parameter_columns
 from efi_job_manager.results import read_stats, stats_to_columns
-from efi_job_manager.rowvalues import RowReader
 from efi_job_manager.toolkit import relocate_params
 
 CASES = golden_cases
@@ -528,6 +528,6 @@ def test_default_catalogue_runs_the_standin(site: dict[str, Path]) -> None:
     cat = Catalogue.default()
     assert len(cat.job_types()) == 19
     prepared = prepare(case("gnt_gnn-realistic"), site, cat)
-    assert prepared.command == (sys.executable, "-m", "efi_job_manager.standin", "gnt",
+    assert prepared.command == (sys.executable, "-m", "efi_job_manager.dev.standin", "gnt",
                                 "params.json")
     assert prepared.params["efi_db"] == "efi_2025_04"

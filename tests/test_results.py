@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from efi_job_manager import models as m
-from efi_job_manager.pipelines import Catalogue
+from efi_job_manager.catalogue import Catalogue
 from efi_job_manager.results import ResultError, StatsUpdate, read_stats, stats_to_columns
 
 # stats.json of an EST family job with UniRef, as merge_stats writes it (import + conv ratio)

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from engine_site import Site, fasta_job, make_site, run_until
 
+from efi_job_manager.catalogue.jobtypes import JOB_TYPES
 from efi_job_manager.cli import main
-from efi_job_manager.est_jobs import JOB_TYPES
 from efi_job_manager.manager import Destination
 
 
@@ -150,7 +150,7 @@ def test_a_pipeline_command_that_cannot_be_run_holds_the_destination_back(
     nextflow = site.root / "bin" / "nextflow"
     site.insert(fasta_job(1), fasta_job(2))
     manager = site.manager(command=("sh", "-c", 'exec "$0" "$@"', str(nextflow), "-m",
-                                    "efi_job_manager.standin", "{pipeline_name}",
+                                    "efi_job_manager.dev.standin", "{pipeline_name}",
                                     "{params_file}"))
     run_until(manager, lambda: statuses(site, 1, 2) == ["new", "new"]
               and any("could not be run" in r.message for r in caplog.records))
@@ -176,7 +176,7 @@ def test_a_missing_pipeline_file_holds_the_destination_back_before_any_claim(
     site.insert(fasta_job(1), fasta_job(2))
     manager = site.manager(command=("sh", "-c", 'test -f "$0" && exec "$1" "$2" "$3" "$4" "$5"',
                                     "{pipeline}", sys.executable, "-m",
-                                    "efi_job_manager.standin", "{pipeline_name}",
+                                    "efi_job_manager.dev.standin", "{pipeline_name}",
                                     "{params_file}"),
                            pipeline_dir=est / "pipelines", config_dir=est / "conf",
                            params={"efi_config": str(site.uploads / "ids.txt"),

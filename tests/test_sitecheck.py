@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
+from efi_job_manager.catalogue import STANDIN_COMMAND
 from efi_job_manager.cli import main
-from efi_job_manager.pipelines import STANDIN_COMMAND
 from efi_job_manager.repository import JobRepository, make_engine
 
 

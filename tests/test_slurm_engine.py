@@ -31,9 +31,9 @@ from slurm_lab import ROOT, Lab, lab_environment, new_ids, slurm_jobs
 
 from efi_connector_slurm import SlurmConnector
 from efi_job_manager import retry, testing
+from efi_job_manager.catalogue import STANDIN_COMMAND
 from efi_job_manager.connector import SchedulerStatus
 from efi_job_manager.manager import CycleReport, Destination, JobManager
-from efi_job_manager.pipelines import STANDIN_COMMAND
 from efi_job_manager.repository import JobRepository, make_engine
 from efi_job_manager.schema import create_tables
 from efi_job_manager.status import SchedulerState, Status
@@ -41,7 +41,7 @@ from efi_job_manager.status import SchedulerState, Status
 #: The stand-in as efijm can run it (see the module docstring).
 SSH_STANDIN_COMMAND = (
     "/usr/bin/env", f"PYTHONPATH={ROOT / 'src'}:{sysconfig.get_paths()['purelib']}",
-    "/usr/bin/python3", "-m", "efi_job_manager.standin", "{pipeline_name}", "{params_file}",
+    "/usr/bin/python3", "-m", "efi_job_manager.dev.standin", "{pipeline_name}", "{params_file}",
 )
 
 
@@ -188,7 +188,7 @@ def test_out_of_memory_then_retried_with_more_memory_finishes(site: Site) -> Non
     allocate_then_standin = (
         "/bin/sh", "-c",
         "/usr/bin/python3 -c 'import time; b = b\"x\" * (60 << 20); time.sleep(3)' && "
-        'exec "$0" -m efi_job_manager.standin "$1" "$2"',
+        'exec "$0" -m efi_job_manager.dev.standin "$1" "$2"',
         sys.executable, "{pipeline_name}", "{params_file}",
     )
     connector = site.slurm_connector("local", memory="40M", retry_memory_factor=3)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from efi_job_manager.standin import RUNS, SCHEMAS, main
+from efi_job_manager.dev.standin import RUNS, SCHEMAS, main
 
 NETWORK = """<?xml version="1.0"?>
 <graph label="PF07476" xmlns="http://www.cs.rpi.edu/XGMML">
@@ -68,7 +68,7 @@ def run(job_dir: Path, pipeline: str, params: dict[str, Any] | str,
     (job_dir / "params.json").write_text(text)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("EFI_STANDIN_")}
     environ.update(env)
-    return subprocess.run([sys.executable, "-m", "efi_job_manager.standin", pipeline,
+    return subprocess.run([sys.executable, "-m", "efi_job_manager.dev.standin", pipeline,
                            "params.json"], cwd=job_dir, capture_output=True, text=True,
                           env=environ, timeout=120, check=False)
 

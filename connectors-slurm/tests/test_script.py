@@ -39,7 +39,7 @@ from efi_connector_slurm.units import (
     scale_memory,
     scale_time,
 )
-from efi_job_manager.connector import JobSpec, PermanentError
+from efi_job_manager.connector import JobSpec, PermanentError, Resources
 from efi_job_manager.toolkit import ConfigError
 from efi_job_manager.transport import LocalTransport
 
@@ -211,14 +211,21 @@ def test_format_and_scale() -> None:
 
 
 def test_retry_resources_scale_only_what_ran_out() -> None:
+    """Typed: the changed field alone, capped; nothing at the cap or for other failures."""
     profile = Profile(max_time="10:00:00", max_memory="64G")
-    previous = {"time": "06:00:00", "memory": "32G", "partition": "efi"}
-    assert retry_resources(profile, previous, "TIMEOUT", time_factor=2, memory_factor=2) == {
-        **previous, "time": "10:00:00"}
-    assert retry_resources(profile, previous, "OUT_OF_MEMORY", time_factor=2,
-                           memory_factor=3) == {**previous, "memory": "64G"}
-    assert retry_resources(profile, previous, "EXIT_CODE 3", time_factor=2,
-                           memory_factor=2) == previous
+    used = Resources(time=6 * 3600, memory=32 * 1024, queue="efi")
+    assert retry_resources(profile, used, "TIMEOUT", time_factor=2, memory_factor=2) == (
+        Resources(time=10 * 3600))
+    assert retry_resources(profile, used, "OUT_OF_MEMORY", time_factor=2,
+                           memory_factor=3) == Resources(memory=64 * 1024)
+    assert retry_resources(profile, used, "EXIT_CODE 3", time_factor=2,
+                           memory_factor=2) is None
+    at_cap = Resources(time=10 * 3600, memory=64 * 1024)
+    assert retry_resources(profile, at_cap, "TIMEOUT", time_factor=2, memory_factor=2) is None
+    assert retry_resources(profile, at_cap, "OUT_OF_MEMORY", time_factor=2,
+                           memory_factor=2) is None
+    assert retry_resources(Profile(), Resources(time=90), "TIMEOUT", time_factor=1.5,
+                           memory_factor=2) == Resources(time=180)  # up to a whole minute
 
 
 # -- the batch script -------------------------------------------------------------------------
@@ -254,16 +261,37 @@ def test_profile_precedence_defaults_pipeline_job_type_retry_resources(tmp_path:
     other = spec(tmp_path, job_type="cgfp_quantify", pipeline="cgfp")
     assert sbatch_lines(render_batch_script(other, settings))[1:6] == [
         "--partition=debug", "--account=lab", "--time=1:00:00", "--mem=1G", "--cpus-per-task=1"]
-    overridden = spec(tmp_path, resources={"memory": "200G", "cpus": "8", "time": "2:00:00"})
+    overridden = spec(tmp_path, resources=Resources(memory=200 * 1024, cpus=8, time=7200))
     options = sbatch_lines(render_batch_script(overridden, settings))
-    assert options[4:7] == ["--time=2:00:00", "--mem=200G", "--cpus-per-task=8"]
+    assert options[4:7] == ["--time=02:00:00", "--mem=200G", "--cpus-per-task=8"]
 
 
-@pytest.mark.parametrize("resources", [{"gpus": "1"}, {"memory": "a lot"}, {"cpus": "-1"},
-                                       {"partition": "efi;id"}])
-def test_bad_resources_are_refused(tmp_path: Path, resources: dict[str, str]) -> None:
-    with pytest.raises(ValueError, match="job 42"):
-        render_batch_script(spec(tmp_path, resources=resources), parse_settings({}))
+def test_the_specs_resources_win_over_every_profile_of_the_connector(tmp_path: Path) -> None:
+    """spec.resources (the site's [resources], then a retry's) beat the connector's defaults
+    and its profiles, job type's included; what they leave unset comes from the profiles."""
+    settings = parse_settings({
+        "partition": "debug", "account": "lab", "time": "1:00:00", "memory": "1G",
+        "profiles": {"est_generate_fasta": {"memory": "48G", "cpus": 4, "time": "2-0"}},
+    })
+    site = spec(tmp_path, resources=Resources(time=90 * 60, memory=500, queue="efi,big"))
+    assert sbatch_lines(render_batch_script(site, settings))[1:6] == [
+        "--partition=efi,big", "--account=lab", "--time=01:30:00", "--mem=500M",
+        "--cpus-per-task=4"]
+    connector = SlurmConnector({"partition": "debug", "memory": "40M", "time": "UNLIMITED",
+                                "profiles": {"est": {"cpus": 2}}})
+    assert connector.resources_for(spec(tmp_path)) == Resources(memory=40, cpus=2,
+                                                                queue="debug")
+    assert connector.resources_for(site) == Resources(time=5400, memory=500, cpus=2,
+                                                      queue="efi,big")
+
+
+@pytest.mark.parametrize("values", [{"memory": 0}, {"cpus": -1}, {"cpus": True},
+                                    {"queue": "efi;id"}, {"queue": "--wrap=x"},
+                                    {"queue": "a b"}, {"time": -5}, {"time": float("inf")}])
+def test_bad_resources_never_reach_a_batch_script(values: dict[str, Any]) -> None:
+    """The contract's Resources refuses them when made: no batch script can carry one."""
+    with pytest.raises(ValueError, match=r"expected|not a queue name"):
+        Resources(**values)
 
 
 def test_shell_metacharacters_in_the_command_are_data(tmp_path: Path) -> None:
@@ -377,13 +405,10 @@ def test_prepare_in_place_writes_only_the_script(tmp_path: Path) -> None:
     assert record["resources"] == {"partition": "efi"}
 
 
-def test_prepare_refuses_a_job_without_params_or_with_bad_resources(tmp_path: Path) -> None:
+def test_prepare_refuses_a_job_without_params(tmp_path: Path) -> None:
     connector = SlurmConnector({})
     with pytest.raises(PermanentError, match=r"params\.json"):
         connector.prepare_job_environment(spec(tmp_path / "none"))
-    job = staged_job(tmp_path)
-    with pytest.raises(PermanentError, match="unknown resources key 'gpus'"):
-        connector.prepare_job_environment(spec(job.job_dir, resources={"gpus": "1"}))
 
 
 def test_prepare_in_another_directory_stages_relocated_params_and_inputs(
@@ -436,18 +461,21 @@ def test_retry_resources_after_timeout_or_out_of_memory(tmp_path: Path) -> None:
     job = spec(tmp_path)
     timeout = {"scheduler_id": "100", "scheduler_reason": "TIMEOUT", "reason": "TIMEOUT"}
     oom = {"scheduler_id": "101", "scheduler_reason": "OUT_OF_MEMORY"}
-    assert connector.retry_resources(job, timeout) == {"time": "02:00:00"}
-    again = spec(tmp_path, resources={"time": "02:00:00"})
-    assert connector.retry_resources(again, timeout) == {"time": "03:00:00"}
-    capped = spec(tmp_path, resources={"time": "03:00:00"})
+    assert connector.retry_resources(job, timeout) == Resources(time=2 * 3600)
+    again = spec(tmp_path, resources=Resources(time=2 * 3600))
+    assert connector.retry_resources(again, timeout) == Resources(time=3 * 3600)
+    capped = spec(tmp_path, resources=Resources(time=3 * 3600))
     assert connector.retry_resources(capped, timeout) is None
-    assert connector.retry_resources(job, oom) == {"memory": "2G"}
-    assert connector.retry_resources(spec(tmp_path, resources={"memory": "2G"}), oom) == {
-        "memory": "3G"}
-    assert connector.retry_resources(job, {"reason": "OUT_OF_MEMORY (exit code 0)"}) == {
-        "memory": "2G"}
+    assert connector.retry_resources(job, oom) == Resources(memory=2048)
+    assert connector.retry_resources(spec(tmp_path, resources=Resources(memory=2048)),
+                                     oom) == Resources(memory=3072)
+    assert connector.retry_resources(job, {"reason": "OUT_OF_MEMORY (exit code 0)"}) == (
+        Resources(memory=2048))
     assert connector.retry_resources(job, {"scheduler_reason": "EXIT_CODE 3"}) is None
     assert SlurmConnector({}).retry_resources(job, timeout) is None  # no time limit to double
+    site = spec(tmp_path, resources=Resources(time=20 * 60, memory=100))  # the site's say
+    assert connector.retry_resources(site, timeout) == Resources(time=40 * 60)
+    assert connector.retry_resources(site, oom) == Resources(memory=200)
 
 
 def test_prepare_records_previous_attempts_for_find_job(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         ConnectorError,
         JobSpec,
         PermanentError,
+        Resources,
         SchedulerStatus,
         TransientError,
     )
@@ -43,7 +44,7 @@ __version__ = _version("efi-job-manager")
 _HOMES: dict[str, str] = {
     "ConfigError": "config", "Settings": "config",
     "BaseConnector": "connector", "ConnectorError": "connector", "JobSpec": "connector",
-    "PermanentError": "connector", "SchedulerStatus": "connector",
+    "PermanentError": "connector", "Resources": "connector", "SchedulerStatus": "connector",
     "TransientError": "connector",
     "ConnectorLoadError": "discovery", "ConnectorNotFound": "discovery",
     "available_connectors": "discovery", "load_connector": "discovery",
@@ -69,6 +70,7 @@ __all__ = [
     "JobRepository",
     "JobSpec",
     "PermanentError",
+    "Resources",
     "SchedulerState",
     "SchedulerStatus",
     "Settings",

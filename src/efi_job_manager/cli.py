@@ -22,6 +22,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from efi_job_manager.catalogue import CatalogueError, JobInputError
+from efi_job_manager.catalogue.paramsdiff import compare
 from efi_job_manager.config import ConfigError, Settings
 from efi_job_manager.discovery import (
     ConnectorLoadError,
@@ -30,8 +32,6 @@ from efi_job_manager.discovery import (
 )
 from efi_job_manager.manager import CycleReport, JobManager
 from efi_job_manager.models import ModelError
-from efi_job_manager.paramsdiff import compare
-from efi_job_manager.pipelines import CatalogueError, JobInputError
 from efi_job_manager.schema import TableExists, create_tables
 from efi_job_manager.sitecheck import check_site
 from efi_job_manager.status import InvalidTransition, Status, UnknownStatus, parse_status
@@ -128,7 +128,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
-        from efi_job_manager.demo import run_demo  # noqa: PLC0415
+        from efi_job_manager.dev.demo import run_demo  # noqa: PLC0415
 
         return run_demo(Path(args.dir), delay=args.delay, timeout=args.timeout)
     if args.command == "connectors":
@@ -261,7 +261,7 @@ def _jobs(manager: JobManager, args: argparse.Namespace) -> int:
             raise CommandError(f"job {args.job_id} cannot be retried: {exc}") from exc
         print(f"job {args.job_id} is new again")
         for name, (old, new) in sorted(changed.items()):
-            print(f"  {name}: {old or 'default'} -> {new}")
+            print(f"  {name}: {old or 'not set'} -> {new}")
         return 0
     return _params(manager, args.job_id, args.diff)
 

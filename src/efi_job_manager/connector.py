@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from efi_job_manager.resources import Resources
 from efi_job_manager.status import SchedulerState
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "ConnectorError",
     "JobSpec",
     "PermanentError",
+    "Resources",
     "SchedulerStatus",
     "TransientError",
     "pipeline_environment",
@@ -95,7 +97,8 @@ class JobSpec:
         params: The parameters written to ``params.json``.
         pipeline: A short name of the pipeline, used to pick resource profiles.
         input_files: Files staged in ``job_dir`` (name → path), to be copied where the job runs.
-        resources: Resource requests from the catalogue or a retry (``time``, ``memory``, ``cpus``).
+        resources: What the job asks for: the site's ``[resources]`` profiles, then a
+            retry's overrides (see `Resources`); empty when the site sets none.
         claim: Identifies this claim of the row (a new one each time a job is started
             afresh); part of `name`, so a lookup by name finds only this claim's
             submissions, never those of an earlier run or of another row with the same id.
@@ -109,7 +112,7 @@ class JobSpec:
     params: Mapping[str, Any] = attrs.field(factory=dict)
     pipeline: str = ""
     input_files: Mapping[str, Path] = attrs.field(factory=dict)
-    resources: Mapping[str, str] = attrs.field(factory=dict)
+    resources: Resources = attrs.field(factory=Resources)
     claim: str = ""
 
     @property
@@ -272,16 +275,27 @@ class BaseConnector(abc.ABC):
         return ()
 
     def retry_resources(self, spec: JobSpec,
-                        failure: Mapping[str, Any]) -> Mapping[str, str] | None:
-        """Return the resources a retry of a failed job should ask for, or None for the same.
+                        failure: Mapping[str, Any]) -> Resources | None:
+        """Return what a retry of a failed job should ask for differently, or None for the same.
 
         Called by ``efi-job-manager jobs retry`` with the failed run's spec
-        (``spec.resources`` holds the overrides that run used, possibly none)
-        and its ``failure.json``. A connector that knows its defaults can, for
-        example, double the time after ``TIMEOUT`` or the memory after
+        (``spec.resources``: the site's profiles and earlier retries' overrides) and its
+        ``failure.json``. Only the fields to change are set; the manager records them as
+        overrides for the job's next submissions. A connector that knows its defaults
+        can, for example, double the time after ``TIMEOUT`` or the memory after
         ``OUT_OF_MEMORY``, capped by a maximum. The default changes nothing.
         """
         return None
+
+    def resources_for(self, spec: JobSpec) -> Resources:
+        """Return what ``spec`` asks the scheduler for here, this connector's defaults included.
+
+        That is ``spec.resources`` over the connector's own defaults; ``jobs retry`` shows
+        it as what the failed run used (``memory: 40M -> 80M``). Must not contact the
+        cluster. The default (a connector with no defaults of its own) is
+        ``spec.resources``.
+        """
+        return spec.resources
 
     def render_job(self, spec: JobSpec) -> str:
         """Return what `submit_job` would hand the scheduler for ``spec`` (a batch script…).

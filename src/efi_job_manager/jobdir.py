@@ -9,7 +9,8 @@ here as small JSON files written atomically (temporary name, then rename):
   so status, cancel and results go to the same place after routing changes;
 - ``.efi/cancel.json``: the cancellation was sent to the scheduler;
 - ``.efi/unknown.json``: since when the scheduler has not known the job;
-- ``.efi/resources.json``: resource overrides for the next submission (set by a retry);
+- ``.efi/resources.json``: resource overrides for the next submissions (set by a retry;
+  `Resources` as JSON, seconds and MiB; older versions' Slurm strings are read too);
 - ``.efi/claim.json``: the row (its ``uuid``) and the claim the directory now serves;
   a directory left by another row with the same id (EFI-Web reused it) is moved to
   ``<results_dir>/.superseded/`` before a new claim starts in it.
@@ -33,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from efi_job_manager.connector import Resources
 from efi_job_manager.jobfiles import atomic_write_text
 
 __all__ = ["JobDirectory", "UnsafeJobDirectory"]
@@ -234,14 +236,26 @@ class JobDirectory:
         value = record.get("claim") if record and record.get("uuid") == uuid else None
         return value if isinstance(value, str) else None
 
-    def record_resources(self, resources: Mapping[str, str]) -> None:
-        """Remember resource overrides for the job's next submission (a retry's larger time)."""
-        self.write_json(f"{_NOTES}/resources.json", dict(resources))
+    def record_resources(self, resources: Resources) -> None:
+        """Remember resource overrides for the job's next submissions (a retry's larger time).
 
-    def resources(self) -> dict[str, str]:
-        """Resource overrides recorded for this job (empty if none)."""
+        Written as `Resources.to_json` (seconds, MiB).
+        """
+        self.write_json(f"{_NOTES}/resources.json", resources.to_json())
+
+    def resources(self) -> Resources:
+        """Resource overrides recorded for this job (empty if none).
+
+        A note of older versions (Slurm strings: ``{"time": "01:00:00", "memory": "80M"}``)
+        is read too; a note that cannot be read is logged and counts as none.
+        """
         data = self.read_json(f"{_NOTES}/resources.json") or {}
-        return {str(k): str(v) for k, v in data.items()}
+        try:
+            return Resources.from_json(data)
+        except (TypeError, ValueError) as exc:
+            log.warning("job %s: resource overrides in %s left out: %s", self.job_id,
+                        f"{_NOTES}/resources.json", exc)
+            return Resources()
 
     def clear_unknown(self) -> None:
         """Forget an unknown period: the scheduler knows the job again."""

@@ -7,7 +7,7 @@ inheritance on ``job_type`` gives one class per job type (`JOB_CLASSES`).
 
 Each column carries `ColumnMeta` in its ``info``: whether it is an input of the
 job (which EST argument it feeds is the job type's business,
-`efi_job_manager.est_jobs`), and whether a result may write it (and from which
+`efi_job_manager.catalogue.jobtypes`), and whether a result may write it (and from which
 ``stats.json`` key). The pipeline catalogue and the result reader use this
 metadata; nothing else should need it.
 

@@ -3,7 +3,7 @@
 EST pipelines write ``stats.json`` into the job directory (for ``est`` the merge
 of ``import_stats.json`` and the convergence-ratio statistics). `read_stats` reads
 it; `stats_to_columns` turns its keys into column values through the catalogue's
-``stats key → column`` mapping (`efi_job_manager.pipelines.Catalogue.result_columns`),
+``stats key → column`` mapping (`efi_job_manager.catalogue.Catalogue.result_columns`),
 converting each value to the column's SQL type.
 
 A missing, unreadable or malformed ``stats.json`` is the job's fault
@@ -28,8 +28,8 @@ import attrs
 from sqlalchemy import Boolean, DateTime, Float, Integer, String, inspect
 from sqlalchemy.sql.schema import Column
 
+from efi_job_manager.catalogue.rowvalues import flag
 from efi_job_manager.models import Job, column_meta
-from efi_job_manager.rowvalues import flag
 
 __all__ = ["STATS_FILE", "ResultError", "StatsUpdate", "read_stats", "stats_to_columns"]
 

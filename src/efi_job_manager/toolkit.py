@@ -1,7 +1,8 @@
 """Everything a connector needs from efi-job-manager, and nothing of the manager.
 
 A connector package imports from here only: the contract (`BaseConnector`,
-`JobSpec`, `SchedulerStatus`, the errors), the environment a pipeline may see
+`JobSpec` with its `Resources`, `SchedulerStatus`, the errors), the converters of resource
+values (`parse_slurm_time`, `parse_memory`, `format_memory`…), the environment a pipeline may see
 (`pipeline_environment`), the transports (`LocalTransport`, `SshTransport`), the
 job-file helpers (`atomic_write_text`, `relocate_params`, `connector_folder`),
 retrying (`retry_call` with the `SCHEDULER` and `TRANSPORT` policies) and the settings
@@ -18,10 +19,13 @@ from efi_job_manager.config.values import (
     Convert,
     Count,
     Duration,
+    MemorySize,
     PositiveDuration,
     PositiveNumber,
+    QueueName,
     Secret,
     Text,
+    TimeLimit,
     at_least,
     duration,
     parse_duration,
@@ -32,6 +36,7 @@ from efi_job_manager.connector import (
     ConnectorError,
     JobSpec,
     PermanentError,
+    Resources,
     SchedulerStatus,
     TransientError,
     pipeline_environment,
@@ -48,6 +53,15 @@ from efi_job_manager.transport import (
     LocalTransport,
     SshTransport,
     Transport,
+)
+from efi_job_manager.units import (
+    check_queue,
+    format_duration,
+    format_memory,
+    format_slurm_time,
+    parse_memory,
+    parse_slurm_time,
+    parse_time_limit,
 )
 
 __all__ = [
@@ -69,23 +83,34 @@ __all__ = [
     "Invalid",
     "JobSpec",
     "LocalTransport",
+    "MemorySize",
     "PermanentError",
     "PositiveDuration",
     "PositiveNumber",
+    "QueueName",
+    "Resources",
     "RetryPolicy",
     "SchedulerState",
     "SchedulerStatus",
     "Secret",
     "SshTransport",
     "Text",
+    "TimeLimit",
     "TransientError",
     "Transport",
     "at_least",
     "atomic_write_text",
+    "check_queue",
     "connector_folder",
     "describe",
     "duration",
+    "format_duration",
+    "format_memory",
+    "format_slurm_time",
     "parse_duration",
+    "parse_memory",
+    "parse_slurm_time",
+    "parse_time_limit",
     "pipeline_environment",
     "relocate_params",
     "retry_call",

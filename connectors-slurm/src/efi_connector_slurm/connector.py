@@ -44,8 +44,8 @@ from efi_connector_slurm.parsing import (
 )
 from efi_connector_slurm.script import (
     batch_script,
+    job_resources,
     render_batch_script,
-    resolve_resources,
     retry_resources,
 )
 from efi_connector_slurm.sitecheck import check_site, health_check
@@ -59,6 +59,7 @@ from efi_job_manager.toolkit import (
     JobSpec,
     LocalTransport,
     PermanentError,
+    Resources,
     SchedulerStatus,
     SshTransport,
     TransientError,
@@ -161,7 +162,7 @@ class SlurmConnector(BaseConnector):
 
         Raises:
             PermanentError: the job cannot run as specified (no ``params.json``, an empty
-                command, an invalid resource request, a directory #SBATCH cannot carry).
+                command, a directory #SBATCH cannot carry).
             TransientError: the cluster side cannot be reached or written now.
         """
         with _not_the_jobs_fault(spec.job_id):
@@ -349,37 +350,43 @@ class SlurmConnector(BaseConnector):
         except ValueError as exc:
             return f"# cannot render the batch script of job {spec.job_id}: {exc}\n"
 
-    def retry_resources(
-        self, spec: JobSpec, failure: Mapping[str, Any]
-    ) -> Mapping[str, str] | None:
+    def retry_resources(self, spec: JobSpec, failure: Mapping[str, Any]) -> Resources | None:
         """Ask for more time after ``TIMEOUT``, more memory after ``OUT_OF_MEMORY``.
 
-        The failed run's time (or memory), from its profile and ``spec.resources``, is
-        multiplied by ``retry_time_factor`` (``retry_memory_factor``) and capped at the
-        profile's ``max_time`` (``max_memory``); a cap below the current value never lowers
-        it. Other failures change nothing.
+        The failed run's time (or memory), `resources_for` ``spec``, is multiplied by
+        ``retry_time_factor`` (``retry_memory_factor``), rounded up to a minute (a MiB), and
+        capped at the profile's ``max_time`` (``max_memory``); a cap below the current value
+        never lowers it. Other failures change nothing.
 
         Returns:
-            The changed resources (``{"time": "04:00:00"}``), or None.
+            The changed field (``Resources(time=14400)``), or None.
         """
         reason = failure.get("scheduler_reason")
         if not isinstance(reason, str):
             text = str(failure.get("reason") or "")
             reason = next((r for r in ("TIMEOUT", "OUT_OF_MEMORY") if text.startswith(r)), None)
         try:
-            profile, current = resolve_resources(spec, self.settings)
+            profile, used = job_resources(spec, self.settings)
         except ValueError as exc:
             log.warning("job %s: cannot compute the resources of a retry: %s", spec.job_id, exc)
             return None
-        scaled = retry_resources(
+        return retry_resources(
             profile,
-            current,
+            used,
             reason,
             time_factor=self.settings.retry_time_factor,
             memory_factor=self.settings.retry_memory_factor,
         )
-        changed = {k: v for k, v in scaled.items() if current.get(k) != v}
-        return changed or None
+
+    def resources_for(self, spec: JobSpec) -> Resources:
+        """What ``spec`` asks for: ``spec.resources`` over this destination's profiles.
+
+        ``queue`` is the partition; an unlimited time is no time (None).
+        """
+        try:
+            return job_resources(spec, self.settings)[1]
+        except ValueError:
+            return spec.resources
 
     def check_site(self, executables: Sequence[str], paths: Sequence[str]) -> list[str]:
         """Check, where ``sbatch`` runs (after ``env_setup``), each executable and path.

@@ -1,13 +1,15 @@
 """The batch script of a job (pure: nothing here touches a file or the cluster).
 
 `render_batch_script` writes ``#SBATCH`` lines from the destination's defaults, the profile of
-the job's pipeline and of its job type, and the job's own resource requests, then the pipeline
-command with every argument quoted by `shlex.quote`: job data never reaches the shell unquoted.
+the job's pipeline and of its job type, and the job's own resource requests (``spec.resources``:
+the site's ``[resources]`` and a retry's overrides, which win), then the pipeline command with
+every argument quoted by `shlex.quote`: job data never reaches the shell unquoted.
 
 `batch_script` is the same script with the resources it asks for, for a caller that already
 knows where the job runs (`SlurmConnector.prepare_job_environment`: one derivation each).
 `cluster_job_dir` is where the job runs (``remote_dir/<id>``, or the manager's job directory
-itself); `retry_resources` computes the larger time or memory of a retry after a TIMEOUT or an
+itself); `job_resources` is what a job asks for, typed (`BaseConnector.resources_for`);
+`retry_resources` computes the larger time or memory of a retry after a TIMEOUT or an
 OUT_OF_MEMORY failure (the connector's answer to `BaseConnector.retry_resources`).
 """
 
@@ -15,12 +17,18 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Mapping
 from typing import Any
 
 from efi_connector_slurm.config import Profile, SlurmSettings, check_sbatch_line
-from efi_connector_slurm.units import parse_memory, parse_time, scale_memory, scale_time
-from efi_job_manager.toolkit import JobSpec, relocate_params
+from efi_connector_slurm.units import (
+    format_memory,
+    format_time,
+    parse_memory,
+    parse_time,
+    scale_mib,
+    scale_seconds,
+)
+from efi_job_manager.toolkit import JobSpec, Resources, relocate_params
 
 __all__ = [
     "RESOURCE_KEYS",
@@ -28,6 +36,7 @@ __all__ = [
     "batch_script",
     "cluster_command",
     "cluster_job_dir",
+    "job_resources",
     "quote",
     "render_batch_script",
     "resolve_resources",
@@ -37,7 +46,7 @@ __all__ = [
 #: The batch script's file name in the job's directory on the cluster side.
 SCRIPT_NAME = "efi-job.sbatch"
 
-#: The keys of ``JobSpec.resources`` (and of `retry_resources`' result) this connector reads.
+#: The resources of a batch script, in the order of its ``#SBATCH`` lines.
 RESOURCE_KEYS = ("partition", "account", "qos", "time", "memory", "cpus")
 
 _SBATCH_OPTION = {
@@ -85,17 +94,15 @@ def cluster_command(
 
 
 def resolve_resources(spec: JobSpec, settings: SlurmSettings) -> tuple[Profile, dict[str, str]]:
-    """The profile of ``spec`` and the resources it asks for, highest precedence last.
+    """The profile of ``spec`` and the resources it asks for, as ``#SBATCH`` values.
 
     Defaults < ``profiles[spec.pipeline]`` < ``profiles[spec.job_type]`` < ``spec.resources``
-    (the overrides of a retry, see `retry_resources`).
+    (the site's ``[resources]`` and a retry's overrides: ``queue`` is the partition).
 
     Returns:
         The profile (for ``extra_sbatch``, ``max_time``, ``max_memory``) and the resources
-        by `RESOURCE_KEYS` name (only those that are set).
-
-    Raises:
-        ValueError: ``spec.resources`` holds an unknown key or a bad value.
+        by `RESOURCE_KEYS` name (only those that are set): the profile's as written, those
+        of ``spec.resources`` written as sbatch reads them (``02:00:00``, ``32G``).
     """
     profile = settings.profile_for(spec.pipeline, spec.job_type)
     resources: dict[str, str] = {}
@@ -103,71 +110,75 @@ def resolve_resources(spec: JobSpec, settings: SlurmSettings) -> tuple[Profile, 
         value = getattr(profile, key)
         if value is not None:
             resources[key] = str(value)
-    for key, value in spec.resources.items():
-        if key not in RESOURCE_KEYS:
-            raise ValueError(
-                f"job {spec.job_id}: unknown resources key {key!r} "
-                f"(known: {', '.join(RESOURCE_KEYS)})"
-            )
-        resources[key] = _check_resource(spec, key, str(value))
+    wanted = spec.resources
+    if wanted.queue is not None:
+        resources["partition"] = wanted.queue
+    if wanted.time is not None:
+        resources["time"] = format_time(wanted.time)
+    if wanted.memory is not None:
+        resources["memory"] = format_memory(wanted.memory)
+    if wanted.cpus is not None:
+        resources["cpus"] = str(wanted.cpus)
     return profile, resources
 
 
-def _check_resource(spec: JobSpec, key: str, value: str) -> str:
-    text = value.strip()
-    valid = True
-    try:
-        if key == "time":
-            parse_time(text)
-        elif key == "memory":
-            parse_memory(text)
-        elif key == "cpus":
-            valid = text.isdigit() and int(text) >= 1
-        else:
-            valid = bool(text) and not any(c.isspace() or c in "'\"\\;|&$`<>()" for c in text)
-        if not valid:
-            raise ValueError(text)
-    except ValueError:
-        raise ValueError(f"job {spec.job_id}: invalid {key} {value!r}") from None
-    return text
+def job_resources(spec: JobSpec, settings: SlurmSettings) -> tuple[Profile, Resources]:
+    """The profile of ``spec`` and what it asks for, typed: ``spec.resources`` over the profile.
+
+    An unlimited (or zero) time in the profile is no time limit (None).
+
+    Raises:
+        ValueError: a profile's value cannot be read (not after `parse_settings`).
+    """
+    profile = settings.profile_for(spec.pipeline, spec.job_type)
+    seconds = parse_time(profile.time) if profile.time is not None else None
+    own = Resources(
+        time=seconds or None,
+        memory=parse_memory(profile.memory) if profile.memory is not None else None,
+        cpus=profile.cpus,
+        queue=profile.partition,
+    )
+    return profile, own.overlay(spec.resources)
 
 
 def retry_resources(
     profile: Profile,
-    previous: Mapping[str, str],
+    used: Resources,
     reason: str | None,
     *,
     time_factor: float,
     memory_factor: float,
-) -> dict[str, str]:
-    """The resources of a retry after a failure with ``reason``.
+) -> Resources | None:
+    """What a retry after a failure with ``reason`` asks for differently, or None.
 
-    After ``TIMEOUT`` the previous time limit is multiplied by ``time_factor`` (capped at the
-    profile's ``max_time``); after ``OUT_OF_MEMORY`` the memory by ``memory_factor`` (capped at
-    ``max_memory``). Other reasons, or a previous submission without that request, change
-    nothing.
+    After ``TIMEOUT`` the time limit the failed run used is multiplied by ``time_factor``
+    (rounded up to a minute, capped at the profile's ``max_time``); after ``OUT_OF_MEMORY``
+    the memory by ``memory_factor`` (capped at ``max_memory``). A cap below the current
+    value never lowers it. Other reasons, a run without that limit, or a value already at
+    its cap change nothing.
 
     Args:
         profile: The job's profile (for the caps).
-        previous: The resources of the submission that failed.
+        used: What the failed run asked for (`job_resources`).
         reason: The failure's scheduler reason (``TIMEOUT``, ``OUT_OF_MEMORY``…).
         time_factor: How much longer a retry after TIMEOUT may run.
         memory_factor: How much more memory a retry after OUT_OF_MEMORY gets.
 
     Returns:
-        The resources of ``previous`` with the time or memory scaled.
+        The changed field alone (``Resources(time=7200)``), or None.
     """
-    resources = dict(previous)
     try:
-        if reason == "TIMEOUT" and "time" in resources:
-            resources["time"] = scale_time(resources["time"], time_factor, profile.max_time)
-        elif reason == "OUT_OF_MEMORY" and "memory" in resources:
-            resources["memory"] = scale_memory(
-                resources["memory"], memory_factor, profile.max_memory
-            )
+        if reason == "TIMEOUT" and used.time is not None:
+            cap = parse_time(profile.max_time) if profile.max_time is not None else None
+            seconds = scale_seconds(used.time, time_factor, cap)
+            return Resources(time=seconds) if seconds != used.time else None
+        if reason == "OUT_OF_MEMORY" and used.memory is not None:
+            limit = parse_memory(profile.max_memory) if profile.max_memory is not None else None
+            mib = scale_mib(used.memory, memory_factor, limit)
+            return Resources(memory=mib) if mib != used.memory else None
     except ValueError:
-        return dict(previous)
-    return resources
+        return None
+    return None
 
 
 def render_batch_script(spec: JobSpec, settings: SlurmSettings) -> str:
@@ -180,12 +191,13 @@ def render_batch_script(spec: JobSpec, settings: SlurmSettings) -> str:
     any), ``set -euo pipefail`` and the command, each argument quoted.
 
     Args:
-        spec: The job; ``spec.resources`` overrides its profile (a retry's larger time).
+        spec: The job; ``spec.resources`` overrides its profile (the site's
+            ``[resources]``, a retry's larger time).
         settings: The destination's settings.
 
     Raises:
-        ValueError: the command is empty, a resource is invalid, or the job directory
-            cannot be written on an ``#SBATCH`` line.
+        ValueError: the command is empty, or the job directory cannot be written on an
+            ``#SBATCH`` line.
     """
     return batch_script(spec, settings)[0]
 

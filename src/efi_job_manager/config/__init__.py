@@ -35,6 +35,8 @@ if TYPE_CHECKING:
         ManagerSettings,
         NotifySettings,
         PipelineSettings,
+        ResourceProfiles,
+        ResourceSettings,
     )
     from efi_job_manager.config.settings import Settings
     from efi_job_manager.config.values import parse_duration
@@ -47,7 +49,8 @@ _HOMES: dict[str, str] = {
     "DatabaseSettings": "database",
     "DestinationSettings": "sections", "EfiDbSettings": "sections",
     "EmailSettings": "sections", "ManagerSettings": "sections", "NotifySettings": "sections",
-    "PipelineSettings": "sections",
+    "PipelineSettings": "sections", "ResourceProfiles": "sections",
+    "ResourceSettings": "sections",
     "Settings": "settings",
     "parse_duration": "values",
     "structure_settings": "engine",
@@ -67,6 +70,8 @@ __all__ = [
     "NotifySettings",
     "PipelineSettings",
     "Problem",
+    "ResourceProfiles",
+    "ResourceSettings",
     "Settings",
     "parse_duration",
     "structure_settings",

@@ -1,5 +1,7 @@
 """The sections of the manager's file other than ``[database]``, each an attrs class.
 
+``[resources]`` is read into `ResourceSettings` by name, and used as `ResourceProfiles`.
+
 Each key is declared once, here: its type says how it is read and checked (see
 `efi_job_manager.config.values`), its line in the class docstring what it means. The
 operator's manual (``docs/operator.md``) has the same keys in tables.
@@ -22,13 +24,17 @@ from efi_job_manager.config.values import (
     Count,
     Duration,
     FreeForm,
+    MemorySize,
     PositiveDuration,
     PositiveNumber,
+    QueueName,
     ResolvedPath,
     Secret,
     Text,
+    TimeLimit,
     duration,
 )
+from efi_job_manager.connector import Resources
 
 __all__ = [
     "DestinationSettings",
@@ -37,6 +43,8 @@ __all__ = [
     "ManagerSettings",
     "NotifySettings",
     "PipelineSettings",
+    "ResourceProfiles",
+    "ResourceSettings",
 ]
 
 GracePeriod = Annotated[float, duration(
@@ -210,3 +218,53 @@ class NotifySettings:
     """
 
     email: EmailSettings | None = None
+
+
+@attrs.frozen
+class ResourceSettings:
+    """What jobs ask for (``[resources.<name>]``); a key not set is not asked for here.
+
+    ``<name>`` is ``default`` (every job), a pipeline short name (``est``, ``gnt``…) or a
+    job type; see `ResourceProfiles` for the order.
+
+    Attributes:
+        time: The time limit in seconds: ``"2h"``, ``"1h30m"``, seconds, or a Slurm time
+            (``"24:00:00"``, ``"1-12"``).
+        memory: The memory in MiB: an integer, or ``"32G"``, ``"500M"``.
+        cpus: CPUs per task.
+        queue: The partition or queue (or a comma list).
+    """
+
+    time: TimeLimit | None = None
+    memory: MemorySize | None = None
+    cpus: Count | None = None
+    queue: QueueName | None = None
+
+    @property
+    def resources(self) -> Resources:
+        """These settings as the contract's `Resources`."""
+        return Resources(time=self.time, memory=self.memory, cpus=self.cpus, queue=self.queue)
+
+
+@attrs.frozen
+class ResourceProfiles:
+    """The site's resource profiles by name, and the resources of a job from them.
+
+    Attributes:
+        profiles: ``default``, pipeline short names and job types → `Resources`.
+    """
+
+    profiles: Mapping[str, Resources] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_settings(cls, section: Mapping[str, ResourceSettings]) -> ResourceProfiles:
+        """The profiles of the ``[resources]`` section."""
+        return cls({name: settings.resources for name, settings in section.items()})
+
+    def for_job(self, pipeline: str, job_type: str) -> Resources:
+        """What a job asks for: ``default`` < its pipeline's < its job type's profile."""
+        resources = Resources()
+        for name in dict.fromkeys(("default", pipeline, job_type)):
+            if name:
+                resources = resources.overlay(self.profiles.get(name))
+        return resources

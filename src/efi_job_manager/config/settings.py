@@ -3,7 +3,9 @@
 `Settings.load` reads the file, lays the environment over it (`environment.overlay`), builds
 the sections with `structure_settings`, then checks what spans sections (destinations named
 by ``[routing]`` and ``manager.default_destination`` exist). Every problem is reported at
-once. The manual for operators is ``docs/operator.md``.
+once; the names of ``[routing]`` and ``[resources]`` are checked against the catalogue's job
+types and pipelines when the manager is built (`unknown_job_types`, `unknown_resource_names`).
+The manual for operators is ``docs/operator.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from efi_job_manager.config.sections import (
     ManagerSettings,
     NotifySettings,
     PipelineSettings,
+    ResourceProfiles,
+    ResourceSettings,
 )
 from efi_job_manager.config.values import Convert, Text
 
@@ -70,6 +74,8 @@ class _Sources:
 def _hint(key: KeyPath, known: Sequence[str], variable: str | None) -> str | None:
     if variable is not None:
         return env_hint(key, known, variable)
+    if len(key) == 3 and key[0] == "resources" and key[2] == "partition":
+        return "the partition is queue here"
     return legacy_hint(str(key[0])) if len(key) == 1 else None
 
 
@@ -84,6 +90,8 @@ class Settings:
         routing: Job type → destination name, for job types not sent to the default one.
         pipelines: ``[pipelines]``.
         notify: ``[notify]``.
+        resources: ``[resources.<name>]`` by name: ``default``, a pipeline short name or a
+            job type (see `resource_profiles`).
         log_level: A `logging` level name (``DEBUG``, ``INFO``…), upper case.
         config_file: The file these settings were read from, absolute; ``None`` if none.
     """
@@ -94,6 +102,7 @@ class Settings:
     routing: Mapping[str, Text] = attrs.field(factory=dict)
     pipelines: PipelineSettings = attrs.field(factory=PipelineSettings)
     notify: NotifySettings = attrs.field(factory=NotifySettings)
+    resources: Mapping[str, ResourceSettings] = attrs.field(factory=dict)
     log_level: LogLevel = "INFO"
     config_file: Path | None = attrs.field(default=None, metadata=NOT_A_SETTING)
     _sources: _Sources = attrs.field(factory=_Sources, eq=False, repr=False,
@@ -228,6 +237,23 @@ class Settings:
         return [Problem(("routing", job_type), "unknown", self.source_of(("routing", job_type)),
                         known=names, noun="job type")
                 for job_type in self.routing if job_type not in names]
+
+    def unknown_resource_names(self, job_types: Iterable[str],
+                               pipelines: Iterable[str]) -> list[Problem]:
+        """The ``[resources]`` names that name no profile, with "did you mean".
+
+        A name is ``default``, a pipeline short name in ``pipelines`` or a job type in
+        ``job_types``.
+        """
+        names = tuple(sorted({"default", *pipelines, *job_types}))
+        return [Problem(("resources", name), "unknown", self.source_of(("resources", name)),
+                        known=names, noun="resource profile")
+                for name in self.resources if name not in names]
+
+    @property
+    def resource_profiles(self) -> ResourceProfiles:
+        """``[resources]`` as the profiles a job's resources are built from."""
+        return ResourceProfiles.from_settings(self.resources)
 
     def redacted(self) -> dict[str, Any]:
         """A plain dictionary of every setting, for printing (``efi-job-manager check``).

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import math
 import os
-import re
 import shlex
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +24,16 @@ from typing import Annotated, Any, Final
 import attrs
 
 from efi_job_manager.config.errors import Invalid
+from efi_job_manager.units import (
+    DURATION_EXPECTED,
+    MEMORY_EXPECTED,
+    QUEUE_EXPECTED,
+    TIME_LIMIT_EXPECTED,
+    check_queue,
+    parse_duration,
+    parse_memory,
+    parse_time_limit,
+)
 
 __all__ = [
     "DURATION_EXPECTED",
@@ -38,11 +46,14 @@ __all__ = [
     "Duration",
     "FreeForm",
     "FromEnv",
+    "MemorySize",
     "PositiveDuration",
     "PositiveNumber",
+    "QueueName",
     "ResolvedPath",
     "Secret",
     "Text",
+    "TimeLimit",
     "at_least",
     "duration",
     "parse_duration",
@@ -176,51 +187,6 @@ Command = Annotated[tuple[str, ...], Convert(
 
 # --------------------------------------------------------------------------- durations
 
-_DURATION_UNITS: Final[Mapping[str, float]] = {
-    "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
-_DURATION_RE: Final = re.compile(rf"(?:\s*{_NUMBER}\s*(?:ms|s|m|h|d))+\s*", re.IGNORECASE)
-_DURATION_PART_RE: Final = re.compile(rf"({_NUMBER})\s*(ms|s|m|h|d)", re.IGNORECASE)
-
-DURATION_EXPECTED: Final = 'a duration: seconds, or a string such as "30s", "5m", "1h30m"'
-"""What a duration key takes, as messages say it."""
-
-
-def parse_duration(value: str | int | float) -> float:
-    """Turn a duration into seconds.
-
-    Args:
-        value: A number of seconds, or a string: a plain number of seconds (``"30"``) or
-            number-unit pairs with units ``ms``, ``s``, ``m``, ``h``, ``d``
-            (``"500ms"``, ``"30s"``, ``"5m"``, ``"1h30m"``, ``"1.5h"``, ``"7d"``).
-
-    Returns:
-        The duration in seconds, finite and not negative.
-
-    Raises:
-        ValueError: The string is not a duration, or the duration is negative or infinite.
-        TypeError: ``value`` is neither a string nor a number (booleans are refused).
-    """
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise TypeError(f"expected a number of seconds or a string, got {type(value).__name__}")
-    if isinstance(value, str):
-        text = value.strip()
-        if _DURATION_RE.fullmatch(text):
-            seconds = sum(
-                float(number) * _DURATION_UNITS[unit.lower()]
-                for number, unit in _DURATION_PART_RE.findall(text)
-            )
-        elif re.fullmatch(rf"[+-]?{_NUMBER}", text):
-            seconds = float(text)
-        else:
-            raise ValueError(f"invalid duration {value!r}: expected {DURATION_EXPECTED}")
-    else:
-        seconds = float(value)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"invalid duration {value!r}: expected a finite, non-negative duration")
-    return seconds
-
-
 def duration(*, positive: bool = False, minimum: float = 0.0, why: str = "",
              expected: str = DURATION_EXPECTED) -> Convert:
     """A rule: a duration (`parse_duration`), > 0 if ``positive``, at least ``minimum`` s.
@@ -290,3 +256,16 @@ def _path(value: Any) -> Path:
 
 ResolvedPath = Annotated[Path, Convert("a path (a non-empty string)", _path)]
 """A local path, made absolute (relative to the file that gave it, or the current folder)."""
+
+
+# --------------------------------------------------------------------------- resource values
+
+
+TimeLimit = Annotated[float, Convert(TIME_LIMIT_EXPECTED, parse_time_limit)]
+"""Seconds, more than zero: ``"2h"``, ``"1h30m"``, ``7200`` or ``"24:00:00"``, ``"1-12"``."""
+
+MemorySize = Annotated[int, Convert(MEMORY_EXPECTED, parse_memory)]
+"""MiB: an integer, or ``"32G"``, ``"500M"``, ``"32GB"``."""
+
+QueueName = Annotated[str, Convert(QUEUE_EXPECTED, check_queue)]
+"""A partition or queue name, or a comma list of them (see `check_queue`)."""

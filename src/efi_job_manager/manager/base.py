@@ -11,15 +11,15 @@ from typing import Any
 
 import attrs
 
+from efi_job_manager.catalogue import Catalogue, PreparedJob
 from efi_job_manager.clock import utcnow
-from efi_job_manager.config import ManagerSettings
-from efi_job_manager.connector import JobSpec
+from efi_job_manager.config import ManagerSettings, ResourceProfiles
+from efi_job_manager.connector import JobSpec, Resources
 from efi_job_manager.events import EventBus, EventKind, JobEvent
 from efi_job_manager.faults import SiteFaults, reached
 from efi_job_manager.jobdir import JobDirectory, UnsafeJobDirectory
 from efi_job_manager.manager.report import Cycle, Destination
 from efi_job_manager.models import Job
-from efi_job_manager.pipelines import Catalogue, PreparedJob
 from efi_job_manager.repository import (
     InvalidSchedulerId,
     JobRepository,
@@ -44,6 +44,7 @@ class ManagerBase:
         settings: ManagerSettings | None = None,
         *,
         routing: Mapping[str, str] | None = None,
+        resources: ResourceProfiles | Mapping[str, Resources] | None = None,
         clock: Callable[[], datetime] = utcnow,
         wait: Callable[[float], bool] | None = None,
         events: EventBus | None = None,
@@ -73,6 +74,10 @@ class ManagerBase:
         self.destinations = dict(destinations)
         self.catalogue = catalogue
         self.routing = dict(routing or {})
+        #: The site's resource profiles (``[resources]``), which every job's spec gets.
+        self.resources: ResourceProfiles = (
+            resources if isinstance(resources, ResourceProfiles)
+            else ResourceProfiles(dict(resources or {})))
         self.clock = clock
         self.events = events or EventBus()
         self._stop = threading.Event()
@@ -156,14 +161,16 @@ class ManagerBase:
 
 
     def _spec(self, job: Job, prepared: PreparedJob | None = None, claim: str = "") -> JobSpec:
+        """The job's spec; its resources are the site's profiles, then a retry's overrides."""
         jd = self.job_dir(job.id)
-        resources = jd.resources()
+        pipeline = prepared.pipeline if prepared is not None else self._pipeline_name(
+            job.job_type)
+        resources = self.resources.for_job(pipeline, job.job_type).overlay(jd.resources())
         if prepared is None:
-            return JobSpec(job.id, job.job_type, jd.path, (),
-                           pipeline=self._pipeline_name(job.job_type), resources=resources,
-                           claim=claim)
+            return JobSpec(job.id, job.job_type, jd.path, (), pipeline=pipeline,
+                           resources=resources, claim=claim)
         return JobSpec(job.id, job.job_type, jd.path, prepared.command, prepared.params,
-                       prepared.pipeline,
+                       pipeline,
                        {name: jd.path / name for name in [*prepared.inputs,
                                                           *prepared.extra_files]},
                        resources, claim)

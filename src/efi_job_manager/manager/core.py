@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 from sqlalchemy.exc import SQLAlchemyError
 
+from efi_job_manager.catalogue import Catalogue, EfiDatabases
 from efi_job_manager.config import Settings
 from efi_job_manager.discovery import load_connectors
 from efi_job_manager.manager.cancelling import CancelStep
@@ -18,7 +19,6 @@ from efi_job_manager.manager.polling import PollStep
 from efi_job_manager.manager.recovery import RecoverStep
 from efi_job_manager.manager.report import Cycle, CycleAborted, CycleReport, Destination
 from efi_job_manager.models import load_job_model
-from efi_job_manager.pipelines import Catalogue, EfiDatabases
 from efi_job_manager.repository import JobRepository, make_engine
 from efi_job_manager.retry import Backoff
 from efi_job_manager.status import Status, check_transition, parse_status
@@ -42,6 +42,8 @@ class JobManager(CancelStep, RecoverStep, PollStep):
         settings: The ``[manager]`` settings (`ManagerSettings`: limits, grace periods,
             directories, dry run…); its defaults where not given.
         routing: ``job_type → destination name``.
+        resources: The site's resource profiles (``[resources]``: `ResourceProfiles`, or
+            ``default``/pipeline/job type name → `Resources`); none by default.
         overrides: Fields of `ManagerSettings` to set on top of ``settings``
             (``results_dir=…, max_running_jobs=3``); without ``settings``,
             ``results_dir`` and ``input_dir`` are required.
@@ -58,8 +60,9 @@ class JobManager(CancelStep, RecoverStep, PollStep):
         Raises:
             ConfigError, CatalogueError, ModelError, ConnectorNotFound,
             ConnectorLoadError: the configuration cannot work. A `ConfigError` holds every
-                setting the destinations' connectors refuse and every ``[routing]`` key
-                that is no job type of the catalogue, each named with the file and key.
+                setting the destinations' connectors refuse, every ``[routing]`` key that is
+                no job type of the catalogue and every ``[resources]`` name that is no
+                pipeline or job type, each named with the file and key.
         """
         db = settings.database
         repository = JobRepository(
@@ -72,7 +75,11 @@ class JobManager(CancelStep, RecoverStep, PollStep):
             efi_db=EfiDatabases(p.efi_db.default, p.efi_db.template, dict(p.efi_db.versions)),
             predefined_taxonomy_filters=p.predefined_taxonomy_filters,
             job_classes=dict(repository.job_classes))
-        connectors = load_connectors(settings, settings.unknown_job_types(catalogue.job_types()))
+        job_types = catalogue.job_types()
+        connectors = load_connectors(settings, [
+            *settings.unknown_job_types(job_types),
+            *settings.unknown_resource_names(
+                job_types, {catalogue.pipeline_name(t) for t in job_types})])
         destinations = {
             name: Destination(name, connectors[name], d.max_running_jobs)
             for name, d in settings.destinations.items()
@@ -81,7 +88,8 @@ class JobManager(CancelStep, RecoverStep, PollStep):
         if dry_run is not None:
             manager_settings = attrs.evolve(manager_settings, dry_run=dry_run)
         manager = cls(repository, destinations, catalogue, manager_settings,
-                      routing=settings.routing, **overrides)
+                      routing=settings.routing, resources=settings.resource_profiles,
+                      **overrides)
         email = settings.notify.email
         if email is not None:
             from efi_job_manager.notify import EmailNotifier  # noqa: PLC0415
@@ -188,8 +196,11 @@ class JobManager(CancelStep, RecoverStep, PollStep):
 
         When the job failed for lack of time or memory, the connector of the
         destination it ran on may ask for more (`BaseConnector.retry_resources`);
-        the new values are recorded in the job's directory for its next
-        submission and returned as ``name → (old, new)``.
+        the new values are recorded in the job's directory as overrides for its next
+        submissions (``.efi/resources.json``) and returned for people as
+        ``name → (what the failed run used, the new value)``: ``{"memory": ("40M",
+        "80M")}``. What the run used is the connector's view (`BaseConnector.resources_for`:
+        the site's profiles and earlier overrides over its own defaults), None if unknown.
 
         Raises:
             LookupError: there is no such job of a known type.
@@ -204,13 +215,19 @@ class JobManager(CancelStep, RecoverStep, PollStep):
         jd = self.job_dir(job_id)
         failure = jd.failure() or {}
         before = jd.resources()
-        after: dict[str, str] = dict(before)
+        after, changed = before, {}
         if failure and job.schedulerJobId is not None:
-            proposed = self.destination_of(job).connector.retry_resources(
-                self._spec(job), failure)
-            after.update(proposed or {})
+            connector = self.destination_of(job).connector
+            spec = self._spec(job)
+            proposed = connector.retry_resources(spec, failure)
+            if proposed is not None and not proposed.empty:
+                used = connector.resources_for(spec)
+                after = before.overlay(proposed)
+                changed = {name: (used.show(name), text)
+                           for name, text in proposed.describe().items()
+                           if getattr(used, name) != getattr(proposed, name)}
         if not self.repository.transition(job_id, status, Status.NEW):
             raise RuntimeError(f"job {job_id} changed while retrying it; look again")
         if after != before:
             jd.record_resources(after)
-        return {k: (before.get(k), v) for k, v in after.items() if before.get(k) != v}
+        return changed

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from efi_job_manager.catalogue import JobInputError, PreparedJob
 from efi_job_manager.connector import PermanentError
 from efi_job_manager.events import EventKind, JobEvent
 from efi_job_manager.faults import SiteFault, probe_readable_dir, probe_writable_dir, reached
@@ -16,7 +17,6 @@ from efi_job_manager.jobdir import UnsafeJobDirectory
 from efi_job_manager.manager.base import ManagerBase
 from efi_job_manager.manager.report import Cycle, PlannedAction
 from efi_job_manager.models import Job
-from efi_job_manager.pipelines import JobInputError, PreparedJob
 from efi_job_manager.repository import (
     CandidateJob,
     Gate,

@@ -11,10 +11,10 @@ from typing import Any
 
 import attrs
 
+from efi_job_manager.catalogue import STANDIN_COMMAND, Catalogue, EfiDatabases
 from efi_job_manager.connector import BaseConnector
 from efi_job_manager.events import JobEvent
 from efi_job_manager.manager import CycleReport, Destination, JobManager
-from efi_job_manager.pipelines import STANDIN_COMMAND, Catalogue, EfiDatabases
 from efi_job_manager.repository import JobRepository, make_engine
 from efi_job_manager.schema import create_tables
 from efi_job_manager.testing.clock import Clock

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from efi_job_manager.standin.fakes import StandinError, seed, write
-from efi_job_manager.standin.runs import RUNS, Run
-from efi_job_manager.standin.schema import SCHEMAS, Schema, validate
+from efi_job_manager.dev.standin.checks import SCHEMAS, Schema, validate
+from efi_job_manager.dev.standin.outputs import StandinError, seed, write
+from efi_job_manager.dev.standin.pipelines import RUNS, Run
 
 __all__ = ["EXIT_INVALID", "EXIT_RUNTIME", "main"]
 
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the stand-in; return the exit status (0, 1 for a failed run, 2 for rejected input)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2:
-        _err("usage: python -m efi_job_manager.standin <pipeline_name> <params_file>")
+        _err("usage: python -m efi_job_manager.dev.standin <pipeline_name> <params_file>")
         _err(f"pipelines: {', '.join(sorted(SCHEMAS))}")
         return EXIT_INVALID
     name, params_path = args

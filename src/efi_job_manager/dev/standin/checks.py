@@ -23,8 +23,8 @@ from typing import Any, Final
 
 import attrs
 
-from efi_job_manager.est_filters import PREDEFINED_TAXONOMY_FILTERS, TAXONOMY_FIELDS
-from efi_job_manager.est_scripts import RUNNER_KEYS
+from efi_job_manager.catalogue.estscripts import RUNNER_KEYS
+from efi_job_manager.catalogue.filters import PREDEFINED_TAXONOMY_FILTERS, TAXONOMY_FIELDS
 
 __all__ = ["SCHEMAS", "Schema", "validate"]
 

@@ -17,11 +17,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from efi_job_manager.catalogue import STANDIN_COMMAND
 from efi_job_manager.clock import utcnow
 from efi_job_manager.config import Settings
 from efi_job_manager.manager import JobManager
 from efi_job_manager.models import updatable_columns
-from efi_job_manager.pipelines import STANDIN_COMMAND
 from efi_job_manager.repository import make_engine
 from efi_job_manager.schema import create_tables
 

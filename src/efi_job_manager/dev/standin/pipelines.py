@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import attrs
 
-from efi_job_manager.standin.fakes import (
+from efi_job_manager.dev.standin.outputs import (
     UNIPROT_RE,
     StandinError,
     accessions,

@@ -3,7 +3,7 @@
 `RowReader` wraps one row: every read names its column, records that the column
 was read (so a test can prove no parameter column is silently ignored), and turns
 a value that cannot be used into a `JobInputError` naming the column. The
-converters below are shared by the job-type table (`efi_job_manager.est_jobs`)
+converters below are shared by the job-type table (`efi_job_manager.catalogue.jobtypes`)
 and the taxonomy filter builder.
 """
 

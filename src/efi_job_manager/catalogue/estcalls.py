@@ -1,7 +1,7 @@
 """A call of one of EST's parameter scripts, parsed and rendered as the script would.
 
 EST's ``bin/create_*_nextflow_params.py`` scripts are declared in
-`efi_job_manager.est_scripts` with the pieces defined here: an `Option` as the
+`efi_job_manager.catalogue.estscripts` with the pieces defined here: an `Option` as the
 script's ``argparse`` declares it, a `Script` with its options and its
 ``check_args``/``render_params``. An `EstCall` is one call of a script: `EstCall.argv`
 is the exact command line that makes EST's own script write the params file that

@@ -17,9 +17,9 @@ from typing import Any
 
 import attrs
 
-from efi_job_manager.est_scripts import RUNNER_KEYS
+from efi_job_manager.catalogue.core import PreparedJob
+from efi_job_manager.catalogue.estscripts import RUNNER_KEYS
 from efi_job_manager.jobfiles import relocate_params
-from efi_job_manager.pipelines import PreparedJob
 
 __all__ = ["ParamsDiff", "compare"]
 

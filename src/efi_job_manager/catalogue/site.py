@@ -20,9 +20,9 @@ from typing import Any, Final
 import attrs
 from sqlalchemy import inspect
 
-from efi_job_manager.est_jobs import JobType
+from efi_job_manager.catalogue.jobtypes import JobType
+from efi_job_manager.catalogue.rowvalues import JobInputError, RowReader, fail, to_str
 from efi_job_manager.models import Job, column_meta
-from efi_job_manager.rowvalues import JobInputError, RowReader, fail, to_str
 
 __all__ = [
     "DEFAULT_COMMAND",
@@ -52,7 +52,7 @@ DEFAULT_COMMAND: Final[tuple[str, ...]] = (
 
 #: The command that runs the project's stand-in pipeline instead of EST.
 STANDIN_COMMAND: Final[tuple[str, ...]] = (
-    sys.executable, "-m", "efi_job_manager.standin", "{pipeline_name}", "{params_file}",
+    sys.executable, "-m", "efi_job_manager.dev.standin", "{pipeline_name}", "{params_file}",
 )
 
 #: The placeholders a command template may use.

@@ -3,8 +3,8 @@
 A build takes a `Context` (the row, the job directory, the staged files and the
 site's `SiteValues`) and returns the `EstCall` a site would make by hand with EST's
 own ``bin/create_*_nextflow_params.py``; the call, not the build, decides the params
-file (`efi_job_manager.est_calls`). Which job type uses which build is the table in
-`efi_job_manager.est_jobs`; the whole mapping, column by column: ``docs/est-params.md``.
+file (`efi_job_manager.catalogue.estcalls`). Which job type uses which build is the table in
+`efi_job_manager.catalogue.jobtypes`; the whole mapping, column by column: ``docs/est-params.md``.
 """
 
 from __future__ import annotations
@@ -14,15 +14,8 @@ from typing import Any, Final
 
 import attrs
 
-from efi_job_manager.est_calls import CallBuilder, EstCall, Script
-from efi_job_manager.est_filters import (
-    TAXONOMY_FILTER_FILE,
-    families,
-    family_filter,
-    fraction_filter,
-    taxonomy_filter,
-)
-from efi_job_manager.est_scripts import (
+from efi_job_manager.catalogue.estcalls import CallBuilder, EstCall, Script
+from efi_job_manager.catalogue.estscripts import (
     CREATE_CGFPIDENTIFY,
     CREATE_CGFPQUANTIFY,
     CREATE_CLUSTERANALYSIS,
@@ -35,7 +28,14 @@ from efi_job_manager.est_scripts import (
     CREATE_NB_CONN,
     CREATE_TAXONOMY,
 )
-from efi_job_manager.rowvalues import (
+from efi_job_manager.catalogue.filters import (
+    TAXONOMY_FILTER_FILE,
+    families,
+    family_filter,
+    fraction_filter,
+    taxonomy_filter,
+)
+from efi_job_manager.catalogue.rowvalues import (
     JobInputError,
     RowReader,
     domain_family,

@@ -3,10 +3,10 @@
 For every ``job_type``, `JOB_TYPES` holds a `JobType`: which EST script and
 subcommand write its parameters, which Nextflow workflow and config run it, which
 upload and parent-job files it reads, and a ``build`` function
-(`efi_job_manager.est_builds`) that turns the row (and the site's values) into the
+(`efi_job_manager.catalogue.builds`) that turns the row (and the site's values) into the
 `EstCall` a site would make by hand with EST's own
 ``bin/create_*_nextflow_params.py``. The call, not this module, decides the params
-file (`efi_job_manager.est_scripts`). Columns a job type does not pass on are listed
+file (`efi_job_manager.catalogue.estscripts`). Columns a job type does not pass on are listed
 in `JobType.unused` with the reason. The whole mapping, column by column:
 ``docs/est-params.md``.
 """
@@ -18,7 +18,7 @@ from typing import Final
 
 import attrs
 
-from efi_job_manager.est_builds import (
+from efi_job_manager.catalogue.builds import (
     Build,
     Context,
     SiteValues,
@@ -34,8 +34,8 @@ from efi_job_manager.est_builds import (
     build_nb_conn,
     build_taxonomy,
 )
-from efi_job_manager.est_calls import Script
-from efi_job_manager.est_scripts import (
+from efi_job_manager.catalogue.estcalls import Script
+from efi_job_manager.catalogue.estscripts import (
     CREATE_CGFPIDENTIFY,
     CREATE_CGFPQUANTIFY,
     CREATE_CLUSTERANALYSIS,

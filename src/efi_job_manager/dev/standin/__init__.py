@@ -1,7 +1,7 @@
 """A stand-in for EST's Nextflow pipelines, for machines without Nextflow or EST.
 
-Run as ``python -m efi_job_manager.standin <pipeline_name> <params_file>`` in the
-job directory (`efi_job_manager.pipelines.STANDIN_COMMAND`). It checks the
+Run as ``python -m efi_job_manager.dev.standin <pipeline_name> <params_file>`` in the
+job directory (`efi_job_manager.catalogue.STANDIN_COMMAND`). It checks the
 parameters against what EST's pipeline can run (`SCHEMAS`, read from EST's
 pipelines), refusing with ``ERROR ~`` lines and exit status 2 what EST would fail
 on or silently ignore; otherwise it prints Nextflow-like progress and writes small
@@ -15,10 +15,10 @@ Environment:
     (Nextflow itself ignores it).
 """
 
-from efi_job_manager.standin.command import EXIT_INVALID, EXIT_RUNTIME, main
-from efi_job_manager.standin.fakes import StandinError
-from efi_job_manager.standin.runs import RUNS
-from efi_job_manager.standin.schema import SCHEMAS, Schema, validate
+from efi_job_manager.dev.standin.checks import SCHEMAS, Schema, validate
+from efi_job_manager.dev.standin.command import EXIT_INVALID, EXIT_RUNTIME, main
+from efi_job_manager.dev.standin.outputs import StandinError
+from efi_job_manager.dev.standin.pipelines import RUNS
 
 __all__ = ["EXIT_INVALID", "EXIT_RUNTIME", "RUNS", "SCHEMAS", "Schema", "StandinError", "main",
            "validate"]

@@ -14,9 +14,9 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from efi_job_manager.est_jobs import JobType
+from efi_job_manager.catalogue.jobtypes import JobType
+from efi_job_manager.catalogue.rowvalues import JobInputError, RowReader, fail, is_empty, to_int
 from efi_job_manager.faults import probe_readable_dir
-from efi_job_manager.rowvalues import JobInputError, RowReader, fail, is_empty, to_int
 
 __all__ = ["INPUT_SUBDIR", "PARENT_SUBDIR", "stage_parent", "stage_upload"]
 

@@ -1,13 +1,13 @@
 """The pipeline catalogue: what runs for each job, with which ``params.json`` and files.
 
 `Catalogue.prepare` turns one row into a `PreparedJob`: the job type's EST
-script call (`efi_job_manager.est_jobs`) rendered into the exact params file EST's
+script call (`efi_job_manager.catalogue.jobtypes`) rendered into the exact params file EST's
 own script would write, the files to stage (the upload under ``input/``, parent
 job files under ``parent/``, a taxonomy filter file), and the command line. It
 raises `JobInputError` (the job's fault; the message names the column) and
 nothing else for bad row data. `Catalogue.from_settings` raises `CatalogueError`
 at start-up for a bad ``[pipelines]`` configuration (checked in
-`efi_job_manager.pipeline_settings`). The operator's manual for
+`efi_job_manager.catalogue.site`). The operator's manual for
 ``[pipelines]``: ``docs/operator.md``; every key and where it comes from:
 ``docs/est-params.md``.
 """
@@ -22,11 +22,11 @@ from typing import Any
 import attrs
 from sqlalchemy import inspect
 
-from efi_job_manager.est_calls import EstArgumentError, EstCall
-from efi_job_manager.est_filters import PREDEFINED_TAXONOMY_FILTERS, predefined_names
-from efi_job_manager.est_jobs import JOB_TYPES, Context, JobType, SiteValues
-from efi_job_manager.models import JOB_CLASSES, Job, column_meta
-from efi_job_manager.pipeline_settings import (
+from efi_job_manager.catalogue.estcalls import EstArgumentError, EstCall
+from efi_job_manager.catalogue.filters import PREDEFINED_TAXONOMY_FILTERS, predefined_names
+from efi_job_manager.catalogue.jobtypes import JOB_TYPES, Context, JobType, SiteValues
+from efi_job_manager.catalogue.rowvalues import JobInputError, RowReader
+from efi_job_manager.catalogue.site import (
     DEFAULT_COMMAND,
     PARAMS_FILE,
     STANDIN_COMMAND,
@@ -38,8 +38,8 @@ from efi_job_manager.pipeline_settings import (
     check_override,
     check_site_params,
 )
-from efi_job_manager.rowvalues import JobInputError, RowReader
-from efi_job_manager.staging import stage_parent, stage_upload
+from efi_job_manager.catalogue.staging import stage_parent, stage_upload
+from efi_job_manager.models import JOB_CLASSES, Job, column_meta
 
 __all__ = [
     "DEFAULT_COMMAND",

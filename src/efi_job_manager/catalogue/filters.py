@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from efi_job_manager.rowvalues import RowReader, fail, to_int, to_str
+from efi_job_manager.catalogue.rowvalues import RowReader, fail, to_int, to_str
 
 __all__ = [
     "PREDEFINED_TAXONOMY_FILTERS",

@@ -8,7 +8,7 @@ boolean, ``--filter`` as a list). Each `Script` below declares a script's option
 as EST's ``argparse`` declares them, and its ``render`` reproduces the script's
 ``check_args``/``render_params`` for a valid call. A call of a script (`EstCall`)
 and the pieces of a declaration (`Option`, `Script`) are in
-`efi_job_manager.est_calls`. Where the scripts come from and what each key means:
+`efi_job_manager.catalogue.estcalls`. Where the scripts come from and what each key means:
 ``docs/est-params.md``.
 """
 
@@ -17,7 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from efi_job_manager.est_calls import RUNNER_KEYS, EstArgumentError, EstCall, Option, Script
+from efi_job_manager.catalogue.estcalls import (
+    RUNNER_KEYS,
+    EstArgumentError,
+    EstCall,
+    Option,
+    Script,
+)
 
 __all__ = [
     "RUNNER_KEYS",
