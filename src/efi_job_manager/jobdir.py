@@ -27,15 +27,13 @@ import json
 import logging
 import os
 import secrets
-import shutil
-import tempfile
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from efi_job_manager.connector import Resources
-from efi_job_manager.jobfiles import atomic_write_text
+from efi_job_manager.jobfiles import atomic_copy_file, atomic_write_text
 
 __all__ = ["JobDirectory", "UnsafeJobDirectory"]
 
@@ -46,18 +44,6 @@ _NOTES = ".efi"
 
 class UnsafeJobDirectory(Exception):
     """A path in a job directory is a symbolic link: the manager refuses to use it."""
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(value: Any) -> Any:
@@ -144,7 +130,7 @@ class JobDirectory:
             OSError: the results directory cannot be written (the site's fault).
         """
         for name, source in inputs.items():
-            _copy_atomically(source, self._inside(name, make=True))
+            atomic_copy_file(source, self._inside(name, make=True))
         for name, text in extra_files.items():
             atomic_write_text(self._inside(name, make=True), text)
         return self.write_json("params.json", params)

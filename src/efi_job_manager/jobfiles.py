@@ -9,28 +9,55 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import secrets
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_text", "connector_folder", "relocate_params"]
+__all__ = ["atomic_copy_file", "atomic_write_text", "connector_folder", "relocate_params"]
 
 _CONNECTOR_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,40}")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never half."""
+def _temporary_beside(path: Path) -> tuple[int, Path]:
+    """Create a new file next to ``path``; its permissions follow the umask, as a plain write's."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half.
+
+    The text goes to a temporary file in the same folder, is flushed to disk and renamed
+    over ``path``. The file's permissions follow the umask, as for a plain write.
+    """
+    fd, tmp = _temporary_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        Path(tmp).replace(path)
+        tmp.replace(path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_copy_file(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` so that readers see the old or the new file, never half."""
+    fd, tmp = _temporary_beside(target)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 

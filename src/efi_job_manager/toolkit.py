@@ -11,58 +11,63 @@ connector's attrs class, reporting every problem at once in a `ConfigError`; val
 such as `Duration` and rules `Check`, `Convert`). Importing it loads neither SQLAlchemy
 nor the manager. The manual is ``docs/connectors.md``.
 """
+from __future__ import annotations
 
-from efi_job_manager.config.engine import describe, structure_settings
-from efi_job_manager.config.errors import ConfigError, Invalid
-from efi_job_manager.config.values import (
-    Check,
-    Convert,
-    Count,
-    Duration,
-    MemorySize,
-    PositiveDuration,
-    PositiveNumber,
-    QueueName,
-    Secret,
-    Text,
-    TimeLimit,
-    at_least,
-    duration,
-    parse_duration,
-)
-from efi_job_manager.connector import (
-    PIPELINE_PASSTHROUGH,
-    BaseConnector,
-    ConnectorError,
-    JobSpec,
-    PermanentError,
-    Resources,
-    SchedulerStatus,
-    TransientError,
-    pipeline_environment,
-)
-from efi_job_manager.jobfiles import atomic_write_text, connector_folder, relocate_params
-from efi_job_manager.retry import SCHEDULER, TRANSPORT, RetryPolicy, retry_call
-from efi_job_manager.status import SchedulerState
-from efi_job_manager.transport import (
-    CommandFailed,
-    CommandResult,
-    CommandTimeout,
-    ConnectionFailed,
-    HostKeyError,
-    LocalTransport,
-    SshTransport,
-    Transport,
-)
-from efi_job_manager.units import (
-    check_queue,
-    format_duration,
-    format_memory,
-    format_slurm_time,
-    parse_memory,
-    parse_slurm_time,
-    parse_time_limit,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from efi_job_manager.config.engine import describe, structure_settings
+    from efi_job_manager.config.errors import ConfigError, Invalid
+    from efi_job_manager.config.values import (
+        Check,
+        Convert,
+        Count,
+        Duration,
+        MemorySize,
+        PositiveDuration,
+        PositiveNumber,
+        QueueName,
+        Secret,
+        Text,
+        TimeLimit,
+        at_least,
+        duration,
+        parse_duration,
+    )
+    from efi_job_manager.connector import (
+        PIPELINE_PASSTHROUGH,
+        BaseConnector,
+        ConnectorError,
+        JobSpec,
+        PermanentError,
+        Resources,
+        SchedulerStatus,
+        TransientError,
+        pipeline_environment,
+    )
+    from efi_job_manager.jobfiles import atomic_write_text, connector_folder, relocate_params
+    from efi_job_manager.retry import SCHEDULER, TRANSPORT, RetryPolicy, retry_call
+    from efi_job_manager.status import SchedulerState
+    from efi_job_manager.transport import (
+        CommandFailed,
+        CommandResult,
+        CommandTimeout,
+        ConnectionFailed,
+        HostKeyError,
+        LocalTransport,
+        SshTransport,
+        Transport,
+    )
+    from efi_job_manager.units import (
+        check_queue,
+        format_duration,
+        format_memory,
+        format_slurm_time,
+        parse_memory,
+        parse_slurm_time,
+        parse_time_limit,
+    )
 
 __all__ = [
     "PIPELINE_PASSTHROUGH",
@@ -116,3 +121,71 @@ __all__ = [
     "retry_call",
     "structure_settings",
 ]
+
+_HOMES: dict[str, str] = {
+    "at_least": "efi_job_manager.config.values",
+    "atomic_write_text": "efi_job_manager.jobfiles",
+    "BaseConnector": "efi_job_manager.connector",
+    "Check": "efi_job_manager.config.values",
+    "check_queue": "efi_job_manager.units",
+    "CommandFailed": "efi_job_manager.transport",
+    "CommandResult": "efi_job_manager.transport",
+    "CommandTimeout": "efi_job_manager.transport",
+    "ConfigError": "efi_job_manager.config.errors",
+    "ConnectionFailed": "efi_job_manager.transport",
+    "connector_folder": "efi_job_manager.jobfiles",
+    "ConnectorError": "efi_job_manager.connector",
+    "Convert": "efi_job_manager.config.values",
+    "Count": "efi_job_manager.config.values",
+    "describe": "efi_job_manager.config.engine",
+    "Duration": "efi_job_manager.config.values",
+    "duration": "efi_job_manager.config.values",
+    "format_duration": "efi_job_manager.units",
+    "format_memory": "efi_job_manager.units",
+    "format_slurm_time": "efi_job_manager.units",
+    "HostKeyError": "efi_job_manager.transport",
+    "Invalid": "efi_job_manager.config.errors",
+    "JobSpec": "efi_job_manager.connector",
+    "LocalTransport": "efi_job_manager.transport",
+    "MemorySize": "efi_job_manager.config.values",
+    "parse_duration": "efi_job_manager.config.values",
+    "parse_memory": "efi_job_manager.units",
+    "parse_slurm_time": "efi_job_manager.units",
+    "parse_time_limit": "efi_job_manager.units",
+    "PermanentError": "efi_job_manager.connector",
+    "pipeline_environment": "efi_job_manager.connector",
+    "PIPELINE_PASSTHROUGH": "efi_job_manager.connector",
+    "PositiveDuration": "efi_job_manager.config.values",
+    "PositiveNumber": "efi_job_manager.config.values",
+    "QueueName": "efi_job_manager.config.values",
+    "relocate_params": "efi_job_manager.jobfiles",
+    "Resources": "efi_job_manager.connector",
+    "retry_call": "efi_job_manager.retry",
+    "RetryPolicy": "efi_job_manager.retry",
+    "SCHEDULER": "efi_job_manager.retry",
+    "SchedulerState": "efi_job_manager.status",
+    "SchedulerStatus": "efi_job_manager.connector",
+    "Secret": "efi_job_manager.config.values",
+    "SshTransport": "efi_job_manager.transport",
+    "structure_settings": "efi_job_manager.config.engine",
+    "Text": "efi_job_manager.config.values",
+    "TimeLimit": "efi_job_manager.config.values",
+    "TransientError": "efi_job_manager.connector",
+    "TRANSPORT": "efi_job_manager.retry",
+    "Transport": "efi_job_manager.transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name from its module the first time it is asked for."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'efi_job_manager.toolkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names, as ``dir()`` lists them."""
+    return sorted({*globals(), *_HOMES})

@@ -6,13 +6,12 @@ fast in any interpreter that can import ``efi_connector_local``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from efi_job_manager.toolkit import atomic_write_text
 
 __all__ = [
     "EXIT_FILE",
@@ -80,19 +79,7 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     renamed over ``path`` (``os.replace``): a reader sees the old file or the new one,
     never half of one, even if the writer is killed.
     """
-    text = json.dumps(data, sort_keys=True) + "\n"
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        with open(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    atomic_write_text(path, json.dumps(data, sort_keys=True) + "\n")
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

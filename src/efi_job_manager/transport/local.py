@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from efi_job_manager.connector import pipeline_environment
+from efi_job_manager.jobfiles import atomic_write_text
 from efi_job_manager.transport.base import DEFAULT_TIMEOUT, DEFAULT_TRANSFER_TIMEOUT, Transport
 from efi_job_manager.transport.process import _check_argv, _execute
 from efi_job_manager.transport.results import CommandResult
-from efi_job_manager.transport.trees import _ignore_function, _write_atomically
+from efi_job_manager.transport.trees import _ignore_function
 
 log = logging.getLogger("efi_job_manager.transport")
 
@@ -197,4 +198,4 @@ class LocalTransport(Transport):
             OSError: The file could not be written.
 
         """
-        _write_atomically(Path(remote), text)
+        atomic_write_text(Path(remote), text)

@@ -1,15 +1,14 @@
-"""Files and trees written here without rsync: exclude patterns, merged trees, atomic writes.
+"""Trees copied here without rsync: exclude patterns and merged trees.
 
 When rsync is missing, a copy understands rsync's common ``--exclude`` forms itself (for
 `shutil.copytree`, and to clean up after scp) and merges a copied tree into an existing
-one. `LocalTransport.write_text` writes through `_write_atomically`.
+one. (Atomic writes are `efi_job_manager.jobfiles.atomic_write_text`.)
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -82,26 +81,3 @@ def _merge_tree(source: Path, target: Path) -> None:
         return
     shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
     shutil.rmtree(source, ignore_errors=True)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path`` and rename it over ``path``.
-
-    Not `efi_job_manager.jobfiles.atomic_write_text`: that one's temporary file comes from
-    `tempfile.mkstemp`, so the file ends up mode 0600, while `Transport.write_text` promises
-    permissions that follow the umask (as `SshTransport.write_text` gives remotely).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    # os.open with mode 0o666 lets the umask decide the permissions, as for a plain write.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
