@@ -764,3 +764,35 @@ def test_a_misspelt_routing_job_type_is_refused_with_a_hint(tmp_path: Path) -> N
     assert message.startswith(f"{path}: unknown job type routing.est_generate_fastaa (did you "
                               "mean routing.est_generate_fasta?); known job types: ")
     assert "cgfp_quantify" in message
+
+
+def test_model_catalogue_connector_and_routing_errors_come_out_together(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad model, a bad pipeline command, a connector nobody installed and a misspelt job
+    type: one run of ``check`` names all four with the file and key, and exits 2."""
+    monkeypatch.delenv("EFI_JOB_MANAGER_CONFIG", raising=False)
+    path = tmp_path / "site.toml"
+    path.write_text(
+        MINIMAL.format(root=tmp_path)
+        .replace('command = ["true"]', 'command = ["{nextflow}", "{nope}"]')
+        .replace("[manager]", 'model = "no_such_model_module"\n[manager]')
+        + '[destinations.default]\nconnector = "nowhere"\n[routing]\ngnt_gn = "default"\n',
+        encoding="utf-8")
+    assert main(["--config", str(path), "check"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("efi-job-manager: ")]
+    assert lines == [
+        f"efi-job-manager: {path}: database.model = 'no_such_model_module': cannot import it: "
+        "No module named 'no_such_model_module'",
+        f"efi-job-manager: {path}: pipelines.command[1]: '{{nope}}': unknown placeholder "
+        "{nope} (known: {config}, {job_dir}, {nextflow}, {params_file}, {pipeline}, "
+        "{pipeline_name})",
+        lines[2],
+        lines[3],
+    ]
+    assert lines[2].startswith(f"efi-job-manager: {path}: unknown job type routing.gnt_gn "
+                               "(did you mean routing.gnt_gnn?)")
+    assert lines[3].startswith(f"efi-job-manager: {path}: destinations.default.connector: no "
+                               "connector named 'nowhere' is installed; installed: local, slurm")
+    assert not (tmp_path / "jobs.sqlite").exists()  # nothing was opened

@@ -173,10 +173,11 @@ def load_connectors(settings: Settings,
     variable) and the full key, ``destinations.<name>.settings.<key>``; the problems of
     every destination are reported together, after ``problems`` found before.
 
+    A destination naming a connector nobody installed, or one that cannot be imported or is
+    no connector, is one more problem (``destinations.<name>.connector``).
+
     Raises:
         ConfigError: every problem, when there is one (the connectors built are closed).
-        ConnectorNotFound: a destination names a connector nobody installed.
-        ConnectorLoadError: a destination's connector cannot be imported or is no connector.
     """
     found = list(problems)
     connectors: dict[str, BaseConnector] = {}
@@ -186,6 +187,9 @@ def load_connectors(settings: Settings,
                 connectors[name] = load_connector(destination.connector, destination.settings)
             except (ValueError, TypeError) as exc:
                 found.extend(settings.problems_in(("destinations", name, "settings"), exc))
+            except (ConnectorNotFound, ConnectorLoadError) as exc:
+                key = ("destinations", name, "connector")
+                found.append(Problem.note(str(exc), key, settings.source_of(key)))
         if found:
             raise ConfigError(*found)
     except BaseException:

@@ -11,14 +11,15 @@ from typing import Any
 import attrs
 from sqlalchemy.exc import SQLAlchemyError
 
-from efi_job_manager.catalogue import Catalogue, EfiDatabases
-from efi_job_manager.config import Settings
+from efi_job_manager.catalogue import Catalogue, CatalogueError, EfiDatabases
+from efi_job_manager.config import ConfigError, Settings
+from efi_job_manager.config.errors import Problem
 from efi_job_manager.discovery import load_connectors
 from efi_job_manager.manager.cancelling import CancelStep
 from efi_job_manager.manager.polling import PollStep
 from efi_job_manager.manager.recovery import RecoverStep
 from efi_job_manager.manager.report import Cycle, CycleAborted, CycleReport, Destination
-from efi_job_manager.models import load_job_model
+from efi_job_manager.models import ModelError, job_classes, load_job_model
 from efi_job_manager.repository import JobRepository, make_engine
 from efi_job_manager.retry import Backoff
 from efi_job_manager.status import Status, check_transition, parse_status
@@ -64,22 +65,37 @@ class JobManager(CancelStep, RecoverStep, PollStep):
                 no job type of the catalogue and every ``[resources]`` name that is no
                 pipeline or job type, each named with the file and key.
         """
+        problems: list[Problem] = []
         db = settings.database
+        try:
+            job_model = load_job_model(db.model)
+        except ModelError as exc:
+            problems.append(Problem.note(str(exc), (), settings.source_of(("database", "model"))))
+            job_model = load_job_model(None)
+        p = settings.pipelines
+        classes = dict(job_classes(job_model))
+        try:
+            catalogue: Catalogue | None = Catalogue.from_settings(
+                nextflow=p.nextflow, pipeline_dir=p.pipeline_dir, config_dir=p.config_dir,
+                command=p.command, params=p.params, overrides=p.overrides,
+                efi_db=EfiDatabases(p.efi_db.default, p.efi_db.template,
+                                    dict(p.efi_db.versions)),
+                predefined_taxonomy_filters=p.predefined_taxonomy_filters,
+                job_classes=classes)
+        except CatalogueError as exc:
+            problems.append(Problem.note(str(exc), (), settings.source_of(("pipelines",))))
+            catalogue = None
+        job_types = catalogue.job_types() if catalogue is not None else sorted(classes)
+        pipelines = {catalogue.pipeline_name(t) for t in job_types} if catalogue else set()
+        connectors = load_connectors(settings, [
+            *problems, *settings.unknown_job_types(job_types),
+            *([] if catalogue is None else
+              settings.unknown_resource_names(job_types, pipelines))])
+        if catalogue is None:  # not reached: load_connectors raised with its problem
+            raise ConfigError(*problems)
         repository = JobRepository(
             make_engine(db.sqlalchemy_url, connect_timeout=db.connect_timeout, echo=db.echo),
-            load_job_model(db.model))
-        p = settings.pipelines
-        catalogue = Catalogue.from_settings(
-            nextflow=p.nextflow, pipeline_dir=p.pipeline_dir, config_dir=p.config_dir,
-            command=p.command, params=p.params, overrides=p.overrides,
-            efi_db=EfiDatabases(p.efi_db.default, p.efi_db.template, dict(p.efi_db.versions)),
-            predefined_taxonomy_filters=p.predefined_taxonomy_filters,
-            job_classes=dict(repository.job_classes))
-        job_types = catalogue.job_types()
-        connectors = load_connectors(settings, [
-            *settings.unknown_job_types(job_types),
-            *settings.unknown_resource_names(
-                job_types, {catalogue.pipeline_name(t) for t in job_types})])
+            job_model)
         destinations = {
             name: Destination(name, connectors[name], d.max_running_jobs)
             for name, d in settings.destinations.items()
