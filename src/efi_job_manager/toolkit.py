@@ -17,7 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from efi_job_manager.config.engine import describe, structure_settings
+    from efi_job_manager.config.engine import describe, documented_default, structure_settings
     from efi_job_manager.config.errors import ConfigError, Invalid
     from efi_job_manager.config.values import (
         Check,
@@ -108,6 +108,7 @@ __all__ = [
     "check_queue",
     "connector_folder",
     "describe",
+    "documented_default",
     "duration",
     "format_duration",
     "format_memory",
@@ -138,6 +139,7 @@ _HOMES: dict[str, str] = {
     "Convert": "efi_job_manager.config.values",
     "Count": "efi_job_manager.config.values",
     "describe": "efi_job_manager.config.engine",
+    "documented_default": "efi_job_manager.config.engine",
     "Duration": "efi_job_manager.config.values",
     "duration": "efi_job_manager.config.values",
     "format_duration": "efi_job_manager.units",

@@ -52,16 +52,10 @@ _POLL = 0.05
 class LocalConnector(BaseConnector):
     """Run each job's command as a detached process group on this host.
 
-    Configuration (all keys optional):
-
-    - ``state_dir``: where the connector keeps its records (default `default_state_dir`);
-    - ``kill_grace``: seconds between SIGTERM and SIGKILL when cancelling (default 5);
-    - ``python``: the interpreter that runs the wrapper; it must be able to import
-      ``efi_connector_local`` (default: the interpreter running the manager);
-    - ``env``: extra environment variables for the jobs (names to strings);
-    - ``env_passthrough``: more of the manager's variables the jobs get (names or
-      patterns); jobs never get the manager's whole environment (its secrets), only
-      `efi_job_manager.connector.PIPELINE_PASSTHROUGH`, these and ``env``.
+    Its configuration (every key optional) is `efi_connector_local.settings.LocalSettings`
+    (the reference: ``docs/settings.md``). Jobs never get the manager's whole environment
+    (its secrets), only `efi_job_manager.connector.PIPELINE_PASSTHROUGH`, the
+    ``env_passthrough`` names or patterns and ``env``.
 
     Scheduler ids are digit strings, increasing across every process that shares the
     state directory. Status survives a restart of the manager: a new instance with the

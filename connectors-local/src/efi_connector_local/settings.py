@@ -4,9 +4,9 @@
 the table with the core's settings engine (`structure_settings`). Every key is optional.
 Every unknown key ("did you mean …") and wrong value is reported at once in one
 `ConfigError` (a `ValueError`) naming the key (dotted inside ``env``: ``env.PATH``), the
-value and what was expected; ``kill_grace`` takes the core's durations (``"5s"``). The
-manual of each key is `efi_connector_local.connector.LocalConnector` and
-``connectors-local/README.md``.
+value and what was expected; ``kill_grace`` takes the core's durations (``"5s"``). What each
+key means is said once, in `LocalSettings`' docstring; the settings reference
+(``docs/settings.md``) is generated from it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,15 @@ from typing import Annotated, Any, Final
 
 import attrs
 
-from efi_job_manager.toolkit import Check, Convert, Invalid, describe, duration, structure_settings
+from efi_job_manager.toolkit import (
+    Check,
+    Convert,
+    Invalid,
+    describe,
+    documented_default,
+    duration,
+    structure_settings,
+)
 
 __all__ = [
     "DEFAULT_KILL_GRACE",
@@ -91,28 +99,33 @@ Pattern = Annotated[str, Check("a non-empty string", bool)]
 
 @attrs.frozen
 class LocalSettings:
-    """The validated settings of one `LocalConnector` (see the README for each key).
+    """The validated settings of one `LocalConnector`.
+
+    Every key is optional.
 
     Attributes:
-        state_dir: Where the connector keeps its records (``~`` expanded); by default
-            `default_state_dir`.
-        kill_grace: Seconds between SIGTERM and SIGKILL when cancelling.
+        state_dir: Where the connector keeps its records (``~`` expanded); every manager
+            and connector on the host using the same directory sees the same jobs.
+        kill_grace: Time between SIGTERM and SIGKILL when cancelling.
         python: The interpreter that runs the wrapper; it must be able to import
-            ``efi_connector_local`` (by default the interpreter running the manager).
+            ``efi_connector_local``.
         env: Extra environment variables for the jobs (names to strings).
         env_passthrough: More of the manager's variables the jobs get (names or shell
-            patterns such as ``CONDA_*``).
+            patterns such as ``CONDA_*``); never an ``EFI_JOB_MANAGER_*`` variable.
     """
 
     state_dir: Annotated[Path, Convert(
         "a path (a non-empty string): where the connector keeps its records",
-        _state_dir)] = attrs.field(factory=default_state_dir)
+        _state_dir)] = attrs.field(factory=default_state_dir, metadata=documented_default(
+            "``$XDG_STATE_HOME/efi-connector-local`` (an absolute ``XDG_STATE_HOME``), "
+            "else ``~/.local/state/efi-connector-local``"))
     kill_grace: Annotated[float, duration(
         expected='a duration >= 0 (between SIGTERM and SIGKILL): seconds, or a string such '
         'as "5s", "1m"')] = DEFAULT_KILL_GRACE
     python: Annotated[str, Convert(
         "a path or command name of a Python interpreter (a non-empty string)",
-        _text_or_path)] = attrs.field(factory=lambda: sys.executable)
+        _text_or_path)] = attrs.field(factory=lambda: sys.executable, metadata=(
+            documented_default("the interpreter running the manager (``sys.executable``)")))
     env: Annotated[Mapping[str, str], Convert(_ENV_EXPECTED, _environment)] = attrs.field(
         factory=dict)
     env_passthrough: Annotated[tuple[Pattern, ...], Check(

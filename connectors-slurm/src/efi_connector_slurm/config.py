@@ -169,7 +169,7 @@ Factor = Annotated[float, Check("a number >= 1", lambda number: number >= 1)]
 class Profile:
     """Resource requests: the top-level defaults, or one entry of ``profiles``.
 
-    A field that is None is not set here (a lower layer's value, or Slurm's default, applies).
+    A key not set here (None) leaves a lower layer's value, or Slurm's default.
 
     Attributes:
         partition: ``--partition``: a partition name, or a comma list.
@@ -178,9 +178,13 @@ class Profile:
         time: ``--time``: minutes, or ``MM``, ``HH:MM:SS``, ``D-HH:MM``…
         memory: ``--mem``: MiB, or ``32G``, ``500M``…
         cpus: ``--cpus-per-task``.
-        extra_sbatch: More ``#SBATCH`` lines (not the options the connector sets itself).
-        max_time: The longest ``--time`` a retry after ``TIMEOUT`` may ask for.
-        max_memory: The largest ``--mem`` a retry after ``OUT_OF_MEMORY`` may ask for.
+        extra_sbatch: More ``#SBATCH`` lines, each one line starting with ``--``; not the
+            job name, output, error or working directory, which the connector sets itself.
+            The lines of every layer add up.
+        max_time: The longest ``--time`` a retry after ``TIMEOUT`` may ask for (also when
+            the failed run's time came from the site's ``[resources]``).
+        max_memory: The largest ``--mem`` a retry after ``OUT_OF_MEMORY`` may ask for (also
+            when the failed run's memory came from the site's ``[resources]``).
     """
 
     partition: Annotated[str, Convert(
@@ -226,31 +230,54 @@ _REMOTE_DIR_EXPECTED = "an absolute path on the cluster side (required for trans
 
 @attrs.frozen
 class SlurmSettings(Profile):
-    """The validated settings of one Slurm destination (see the README for each key).
+    """The validated settings of one Slurm destination.
 
-    The resource keys of `Profile` at the top level are the destination's `defaults`.
+    The resource keys (``partition``, ``account``, ``qos``, ``time``, ``memory``, ``cpus``,
+    ``extra_sbatch``, ``max_time``, ``max_memory``) at the top level are what every job of
+    the destination asks for (not set: Slurm's default). A job's ``profiles`` entries go
+    over them, and the site's ``[resources]`` over those, for ``time``, ``memory``,
+    ``cpus`` and the partition (``queue``); ``account``, ``qos``, ``extra_sbatch``,
+    ``max_time`` and ``max_memory`` come from these settings alone.
 
     Attributes:
-        transport: ``local`` (Slurm's commands on this host) or ``ssh``.
-        host: The login node (a host name or ssh config alias); required for ``ssh``.
-        user: The ssh user.
-        port: The ssh port.
-        identity_file: The ssh private key.
-        known_hosts: The known_hosts file ssh checks the host key against.
-        ssh_config: An ssh client config file.
-        strict_host_key_checking: ssh's ``StrictHostKeyChecking``.
-        env_setup: A shell line run before every Slurm command and in the batch script.
-        remote_dir: Where jobs run on the cluster side (absolute); required for ``ssh``.
-        profiles: Resource profiles by pipeline short name or job type.
-        chunk_size: Job ids per ``sacct`` call.
-        sacct_lookback: How far back ``sacct`` looks, in seconds.
-        command_timeout: Seconds a Slurm command may take.
-        retrieve_exclude: ``rsync --exclude`` patterns left on the cluster.
-        retry_time_factor: A retry after ``TIMEOUT`` asks for this much more time.
-        retry_memory_factor: A retry after ``OUT_OF_MEMORY`` asks for this much more memory.
-        slurm_conf: ``SLURM_CONF`` for the local transport.
-        env_passthrough: More of the manager's environment variables (names or patterns)
-            the local transport passes on.
+        transport: Where Slurm's commands run: ``local`` (on this host) or ``ssh`` (on
+            ``host``, through the system OpenSSH client).
+        host: The login node (a host name or an alias of ``ssh_config``); required for
+            ``ssh``.
+        user: The ssh user; not set: ssh's default.
+        port: The ssh port; not set: ssh's default.
+        identity_file: The ssh private key; not set: ssh's default.
+        known_hosts: The known_hosts file ssh checks the host key against; not set: ssh's
+            default.
+        ssh_config: An ssh client config file (``ssh -F``); not set: ssh's default.
+        strict_host_key_checking: ssh's ``StrictHostKeyChecking``. A changed host key is a
+            ``HostKeyError`` (a ``PermanentError``): nothing is done on the cluster until an
+            operator checks the key, and no job fails for it (each cycle reports it).
+        env_setup: A shell line (the old ``SOURCE_ENV_CMD``: ``module load slurm``) run
+            before every Slurm command and in the batch script before ``set -euo pipefail``.
+        remote_dir: Where job directories live on the cluster side (``<remote_dir>/<id>``,
+            absolute); required for ``ssh``. Not set with ``local``: a job runs in the
+            manager's own job directory (on a filesystem the compute nodes share).
+        profiles: Resource profiles by pipeline short name (``est``, ``generatessn``…) or
+            job type: a job's pipeline's profile, then its job type's, go over the
+            top-level resource keys.
+        chunk_size: Job ids per ``sacct`` and per ``scancel`` call.
+        sacct_lookback: How far back ``sacct`` looks (``sacct --starttime``; without it
+            sacct shows only today's jobs).
+        command_timeout: Seconds a Slurm command may take; a timeout is a
+            ``TransientError``.
+        retrieve_exclude: ``rsync --exclude`` patterns: what is left on the cluster when
+            the results come back.
+        retry_time_factor: A retry after ``TIMEOUT`` asks for this much more time (rounded
+            up to a minute, at most ``max_time``).
+        retry_memory_factor: A retry after ``OUT_OF_MEMORY`` asks for this much more memory
+            (at most ``max_memory``).
+        slurm_conf: ``SLURM_CONF`` for the Slurm commands (local transport: in their
+            environment; ssh: exported by the remote shell).
+        env_passthrough: Local transport: more of the manager's environment variables
+            (names or patterns) that ``sbatch``, and so the batch job, gets, besides
+            ``PATH``, ``HOME``, the locale and ``SLURM_CONF``; never an
+            ``EFI_JOB_MANAGER_*`` variable (the manager's secrets).
     """
 
     transport: Annotated[TransportKind, Convert("'local' or 'ssh'", _transport)] = "local"
@@ -283,7 +310,7 @@ class SlurmSettings(Profile):
     retry_time_factor: Factor = DEFAULT_RETRY_FACTOR
     retry_memory_factor: Factor = DEFAULT_RETRY_FACTOR
     slurm_conf: Annotated[str, Convert(
-        "a path to slurm.conf (SLURM_CONF for the local transport)", _path)] | None = None
+        "a path to slurm.conf (SLURM_CONF for the Slurm commands)", _path)] | None = None
     env_passthrough: Annotated[tuple[Pattern, ...], Check(
         "a list of environment variable names or patterns the local transport passes on "
         "(besides PATH, HOME, locale and SLURM_CONF)")] = ()

@@ -95,8 +95,8 @@ def _not_the_jobs_fault(job_id: int) -> Iterator[None]:
 class SlurmConnector(BaseConnector):
     """Submit jobs with ``sbatch``, follow them with ``sacct``/``squeue``, cancel with ``scancel``.
 
-    Built with the destination's ``settings`` table (see the README for every key); the
-    constructor validates it and contacts nothing.
+    Built with the destination's ``settings`` table (`efi_connector_slurm.config.SlurmSettings`;
+    the reference: ``docs/settings.md``); the constructor validates it and contacts nothing.
 
     Raises:
         ValueError: a setting is unknown or has the wrong type; the message names the key,

@@ -2,9 +2,9 @@
 
 The engine reads the manager's TOML file with its ``EFI_JOB_MANAGER_*`` variables, and
 every connector's settings.
-`Settings.load` gives the manager's settings (the manual: ``docs/operator.md``); a
-connector declares its own settings as an attrs class and reads them with
-`structure_settings` (through `efi_job_manager.toolkit`; the manual:
+`Settings.load` gives the manager's settings (the manual: ``docs/operator.md``; every key:
+``docs/settings.md``); a connector declares its own settings as an attrs class and reads
+them with `structure_settings` (through `efi_job_manager.toolkit`; the manual:
 ``docs/connectors.md``). The modules, one idea each:
 
 * `errors` — `Problem`, `ConfigError` (every problem at once), `Invalid`;
@@ -12,7 +12,8 @@ connector declares its own settings as an attrs class and reads them with
 * `engine` — the cattrs converter and `structure_settings`;
 * `masking` — secrets kept out of messages and printed settings;
 * `environment` — the ``EFI_JOB_MANAGER_*`` overlay; `legacy` — `LEGACY_SETTINGS`;
-* `database`, `sections`, `settings` — the manager's own settings classes.
+* `database`, `sections`, `settings` — the manager's own settings classes;
+* `reference` — every key of a settings class, its default and meaning (``docs/settings.md``).
 
 Names are imported when first used, so the engine loads without SQLAlchemy.
 """

@@ -63,13 +63,17 @@ class DatabaseSettings:
     """Where EFI-Web's ``Job`` table lives (``[database]``).
 
     Attributes:
-        url: An SQLAlchemy URL, ``dialect+driver://user@host/dbname``.
+        url: An SQLAlchemy URL, ``dialect+driver://user@host/dbname``: ``sqlite:///…``,
+            ``postgresql+psycopg://…``, ``mysql+pymysql://…``. A relative SQLite path in
+            the file is relative to the file's directory; the default's, to the current
+            directory.
         password: The database password, merged into `url` (wins over one written in it).
             Best given as ``EFI_JOB_MANAGER_DATABASE__PASSWORD``. Never printed.
         echo: Log every SQL statement (SQLAlchemy's ``echo``).
-        model: Dotted path of a module with a site's own model classes, imported before
-            the job types are mapped (a documented hook); ``None`` for the built-in ones.
-        connect_timeout: Seconds to wait for a connection.
+        model: Dotted path of a module with a site's own model classes (its ``Job`` model),
+            imported before the job types are mapped (a documented hook,
+            `efi_job_manager.models.load_job_model`); not set: the built-in ones.
+        connect_timeout: Seconds to wait for a connection (or for a SQLite lock).
     """
 
     url: DatabaseUrl = attrs.field(default="sqlite:///efi-jobs.sqlite", repr=url_repr)

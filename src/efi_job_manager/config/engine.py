@@ -41,7 +41,15 @@ from efi_job_manager.config.values import (
     relative_to,
 )
 
-__all__ = ["NOT_A_SETTING", "Hint", "describe", "setting_keys", "structure_settings"]
+__all__ = [
+    "NOT_A_SETTING",
+    "Hint",
+    "describe",
+    "documented_default",
+    "expected_of",
+    "setting_keys",
+    "structure_settings",
+]
 
 T = TypeVar("T")
 
@@ -50,6 +58,9 @@ Hint = Callable[[KeyPath, Sequence[str], str | None], str | None]
 
 NOT_A_SETTING: Final[Mapping[str, Any]] = {"setting": False}
 """Field metadata for an attribute of a settings class that no file or variable sets."""
+
+DEFAULT_WORDS: Final = "default_words"
+"""The field metadata key `documented_default` sets."""
 
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off"})
@@ -62,10 +73,19 @@ def setting_keys(cls: type) -> list[str]:
     return [f.name for f in attrs.fields(cls) if f.init and f.metadata.get("setting", True)]
 
 
+def documented_default(words: str) -> Mapping[str, Any]:
+    """Field metadata: how the settings reference states a default that is computed.
+
+    For a ``factory`` whose value depends on the machine (``sys.executable``, the home
+    directory): ``attrs.field(factory=…, metadata=documented_default("…"))``.
+    """
+    return {DEFAULT_WORDS: words}
+
+
 def describe(cls: type) -> dict[str, str]:
     """Each key of a settings class → what it takes, as messages say it."""
     hints = typing.get_type_hints(cls, include_extras=True)
-    return {key: _expected(hints[key]) for key in setting_keys(cls)}
+    return {key: expected_of(hints[key]) for key in setting_keys(cls)}
 
 
 def structure_settings(
@@ -253,7 +273,7 @@ def _annotated_hook(t: Any) -> Callable[[Any, Any], Any]:
     rules = [m for m in metadata if isinstance(m, Check | Convert)]
     convert = next((r for r in rules if isinstance(r, Convert)), None)
     tests = [(r.expected, r.test) for r in rules if isinstance(r, Check) and r.test is not None]
-    expected = rules[0].expected if rules else _expected(base)
+    expected = rules[0].expected if rules else expected_of(base)
     secret = SECRET in metadata
     if convert is not None:
         read, own_words = convert.read, True
@@ -342,14 +362,14 @@ def _class_hook(cls: type) -> Callable[[Any, Any], Any]:
     return structure
 
 
-def _expected(t: Any) -> str:
-    """What a value of type ``t`` must be, in words."""
+def expected_of(t: Any) -> str:
+    """What a value of type ``t`` must be, in words (as messages say it)."""
     if _is_annotated(t):
         base, *metadata = typing.get_args(t)
         rule = next((m for m in metadata if isinstance(m, Check | Convert)), None)
-        return rule.expected if rule is not None else _expected(base)
+        return rule.expected if rule is not None else expected_of(base)
     if _is_optional(t):
-        return _expected(next(a for a in typing.get_args(t) if a is not type(None)))
+        return expected_of(next(a for a in typing.get_args(t) if a is not type(None)))
     words = {int: "an integer", float: "a number", bool: "a boolean (true or false)",
              str: "a string"}
     if t in words:

@@ -3,8 +3,11 @@
 ``[resources]`` is read into `ResourceSettings` by name, and used as `ResourceProfiles`.
 
 Each key is declared once, here: its type says how it is read and checked (see
-`efi_job_manager.config.values`), its line in the class docstring what it means. The
-operator's manual (``docs/operator.md``) has the same keys in tables.
+`efi_job_manager.config.values`), its line under ``Attributes:`` in the class docstring what
+it means (for operators too), and the paragraphs after a class's summary line say more about
+its table. The settings reference (``docs/settings.md``) is generated from these classes by
+``scripts/settings_doc.py`` (`efi_job_manager.config.reference`); a field a table holds
+(``[pipelines.efi_db]``) is described by its line in the class that holds it.
 """
 
 from __future__ import annotations
@@ -86,19 +89,27 @@ class ManagerSettings:
     Attributes:
         interval: Seconds between two cycles.
         results_dir: The central directory EFI-Web serves results from; each job gets
-            ``<results_dir>/<job id>``.
+            ``<results_dir>/<job id>/``.
         input_dir: Where uploaded input files are; nothing outside it is ever read.
-        max_running_jobs: At most this many jobs running at once, over all destinations.
-        max_running_jobs_per_user: At most this many running jobs per user (``None``: no
-            limit).
-        max_running_jobs_per_pipeline: Pipeline name → at most this many running jobs.
-        dry_run: Log what would be done; submit nothing, change nothing.
-        submit_grace: A running job with no scheduler id older than this is recovered.
-        lost_grace: A job the scheduler no longer knows is declared lost after this.
-        cancel_window: How long a cancellation keeps being sent to the scheduler.
+        max_running_jobs: At most this many jobs running at once, over all destinations
+            (counted in the ``Job`` table).
+        max_running_jobs_per_user: At most this many running jobs per user (``user_id``);
+            not set: no limit.
+        max_running_jobs_per_pipeline: Job type or pipeline name (``est``, ``gnt``…) → at
+            most this many running jobs of it.
+        dry_run: Report what a cycle would do; claim, write and submit nothing (as
+            ``run --dry-run``).
+        submit_grace: A claimed job with no scheduler id older than this is recovered. At
+            least 60 s: a shorter one could recover a job its scheduler is still starting.
+        lost_grace: A job the scheduler has not known for this long is failed as ``LOST``.
+        cancel_window: Cancellations are sent to the scheduler for jobs cancelled within
+            this window.
         claim_batch: At most this many new jobs are claimed in one cycle.
-        step_timeout: Seconds a step of a cycle may take up jobs before the rest wait.
-        default_destination: The destination of job types not listed in ``[routing]``.
+        step_timeout: How long one step of a cycle (cancel, recover, poll, start) may take
+            up jobs; the jobs it has not reached wait for the next cycle (said once, at
+            WARNING), whose poll begins with them.
+        default_destination: The destination of job types not listed in ``[routing]``; it
+            must be a configured destination.
     """
 
     interval: PositiveDuration = 30.0
@@ -122,10 +133,11 @@ class DestinationSettings:
 
     Attributes:
         connector: The connector's entry point name in ``efi_job_manager.connectors``
-            (``"slurm"``, ``"local"``…).
-        settings: The connector's own table, passed through untouched; treat as read-only.
-        max_running_jobs: At most this many jobs running here (``None``: only the global
-            limit).
+            (``"slurm"``, ``"local"``…); ``efi-job-manager connectors`` lists them.
+        settings: The connector's own table, passed to the connector untouched (treat it as
+            read-only); the connector checks it when the manager starts.
+        max_running_jobs: At most this many jobs running here (the running jobs whose job
+            type is routed here now); not set: only the global limit.
     """
 
     connector: Text
@@ -138,8 +150,10 @@ class EfiDbSettings:
     """Which EFI database a job uses, from its ``efi_db_version`` (``[pipelines.efi_db]``).
 
     Attributes:
-        default: The database for rows without a version (EST's ``--efi-db``).
-        template: A name built from the version: ``"efi_{efi_db_version}"``.
+        default: The database for rows without a version: its name (EST's ``--efi-db``) or
+            the path of its SQLite file.
+        template: The database of any other version, the version filled in:
+            ``"efi_{efi_db_version}"`` gives ``efi_2025_04`` for ``2025_04``.
         versions: Version label → database name or path, checked before the template.
     """
 
@@ -155,15 +169,20 @@ class PipelineSettings:
     Attributes:
         nextflow: The Nextflow executable where jobs run.
         pipeline_dir: The EST repository's ``pipelines/`` directory.
-        config_dir: The EST repository's ``conf/`` directory.
+        config_dir: The EST repository's ``conf/`` directory (the ``-c`` configs); not
+            set: the command has no ``-c``.
         command: The command template as an argument list with ``{placeholders}``
             (``["nextflow", "-c", "{config}", "run", "{pipeline}", "-params-file",
-            "params.json"]``); ``None`` for the built-in default.
-        params: Site values for EST's scripts and pipelines (``efi_config``, ``fasta_db``…).
-        overrides: Job type → catalogue overrides, validated by the pipeline catalogue.
-        efi_db: How a row's ``efi_db_version`` picks the EFI database.
-        predefined_taxonomy_filters: Names of EST's predefined taxonomy filters (None:
-            the names EST ships).
+            "params.json"]``); not set: EST's run template.
+        params: Site values for EST's scripts and pipelines, keyed as in the params file
+            (the old ``NEXTFLOW_PARAMS``); ``efi_config`` and ``fasta_db`` are required.
+        overrides: Job type → overrides of the pipeline catalogue (``script``, ``config``,
+            ``pipeline_name``, ``params``, ``results``, ``remove``), checked by it.
+        efi_db: How a row's ``efi_db_version`` picks the EFI database (EST's
+            ``--efi-db``). At least one of ``default``, ``template`` and ``versions`` is
+            required: the manager refuses to start otherwise.
+        predefined_taxonomy_filters: Names of EST's predefined taxonomy filters a row's
+            ``taxSearchName`` may use; not set: the names EST ships.
     """
 
     nextflow: Text = "nextflow"
@@ -186,8 +205,9 @@ class EmailSettings:
         username: The SMTP login, if the server needs one.
         password: The SMTP password. Never printed.
         starttls: Upgrade the connection with STARTTLS.
-        recipients: Addresses that receive every notification, besides the job's owner.
-        timeout: Seconds to wait for the server.
+        recipients: Addresses that receive every notification, besides the job's owner
+            (whom only an embedding program's ``address_for`` can reach).
+        timeout: Seconds to wait for the server, per SMTP operation.
     """
 
     smtp: SmtpServer
@@ -214,7 +234,8 @@ class NotifySettings:
     """Notifications (``[notify]``).
 
     Attributes:
-        email: Email settings; ``None`` sends no email.
+        email: Sending email on job transitions (``started``, ``finished``, ``failed``,
+            ``cancelled``); not set: no email is sent.
     """
 
     email: EmailSettings | None = None
@@ -224,15 +245,17 @@ class NotifySettings:
 class ResourceSettings:
     """What jobs ask for (``[resources.<name>]``); a key not set is not asked for here.
 
-    ``<name>`` is ``default`` (every job), a pipeline short name (``est``, ``gnt``…) or a
-    job type; see `ResourceProfiles` for the order.
+    A job gets, key by key, its job type's value, else its pipeline's, else ``default``'s;
+    the larger time or memory a retry recorded wins over all three. A key set nowhere is
+    left to the destination's connector (its own defaults, else the scheduler's).
 
     Attributes:
         time: The time limit in seconds: ``"2h"``, ``"1h30m"``, seconds, or a Slurm time
             (``"24:00:00"``, ``"1-12"``).
-        memory: The memory in MiB: an integer, or ``"32G"``, ``"500M"``.
+        memory: The memory in MiB: an integer, or ``"32G"``, ``"500M"``, ``"32GB"`` (units
+            ``K``, ``M``, ``G``, ``T``; whole numbers).
         cpus: CPUs per task.
-        queue: The partition or queue (or a comma list).
+        queue: The partition (Slurm) or queue: a name or a comma list.
     """
 
     time: TimeLimit | None = None

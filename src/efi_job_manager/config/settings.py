@@ -5,7 +5,7 @@ the sections with `structure_settings`, then checks what spans sections (destina
 by ``[routing]`` and ``manager.default_destination`` exist). Every problem is reported at
 once; the names of ``[routing]`` and ``[resources]`` are checked against the catalogue's job
 types and pipelines when the manager is built (`unknown_job_types`, `unknown_resource_names`).
-The manual for operators is ``docs/operator.md``.
+The manual for operators is ``docs/operator.md``; every key: ``docs/settings.md``.
 """
 
 from __future__ import annotations
@@ -84,15 +84,25 @@ class Settings:
     """All settings of a job manager; build it with `load` or `from_mapping`.
 
     Attributes:
-        database: ``[database]``.
-        manager: ``[manager]``.
-        destinations: ``[destinations.<name>]`` by name; at least the default destination.
-        routing: Job type → destination name, for job types not sent to the default one.
-        pipelines: ``[pipelines]``.
-        notify: ``[notify]``.
-        resources: ``[resources.<name>]`` by name: ``default``, a pipeline short name or a
-            job type (see `resource_profiles`).
-        log_level: A `logging` level name (``DEBUG``, ``INFO``…), upper case.
+        database: Where EFI-Web's ``Job`` table lives.
+        manager: How the manager's loop behaves: its interval, directories, limits and
+            grace periods.
+        destinations: The clusters or partitions jobs can go to, by name. Without a
+            ``[destinations]`` table there is one, ``default``, with the ``local`` connector.
+            A job keeps the destination it was submitted to (recorded in its directory) even
+            if ``[routing]`` changes later.
+        routing: Job type → the name of the destination its jobs go to; every other job type
+            goes to ``manager.default_destination``. Each name must be a configured
+            destination, each job type one the manager knows ("did you mean" otherwise).
+        pipelines: How pipelines are run: Nextflow, EST's directories, the command and the
+            site's parameters.
+        notify: Notifications of job transitions.
+        resources: What jobs ask their scheduler for, in profiles by name: ``default``
+            (every job), a pipeline's short name (``est``, ``generatessn``, ``gnt``…, or the
+            ``pipeline_name`` of an override) or a job type; any other name is an error
+            ("did you mean").
+        log_level: The log level, a `logging` level name (upper case); the log goes to
+            standard error.
         config_file: The file these settings were read from, absolute; ``None`` if none.
     """
 

@@ -30,6 +30,7 @@ from efi_job_manager.units import (
     QUEUE_EXPECTED,
     TIME_LIMIT_EXPECTED,
     check_queue,
+    format_duration,
     parse_duration,
     parse_memory,
     parse_time_limit,
@@ -87,10 +88,17 @@ class Convert:
 
     ``read`` raises `Invalid` (with its own "expected"), or `ValueError`/`TypeError`, which
     become "expected `expected`".
+
+    Attributes:
+        expected: What the key takes, for messages.
+        read: The raw value → the setting.
+        write: The setting → a value ``read`` takes back, as an operator would write it
+            (the settings reference shows defaults so: ``"30s"``); ``None``: as it is.
     """
 
     expected: str
     read: Callable[[Any], Any]
+    write: Callable[[Any], Any] | None = None
 
 
 @attrs.frozen
@@ -188,21 +196,26 @@ Command = Annotated[tuple[str, ...], Convert(
 # --------------------------------------------------------------------------- durations
 
 def duration(*, positive: bool = False, minimum: float = 0.0, why: str = "",
-             expected: str = DURATION_EXPECTED) -> Convert:
+             expected: str | None = None) -> Convert:
     """A rule: a duration (`parse_duration`), > 0 if ``positive``, at least ``minimum`` s.
+
+    Its `Convert.write` is `format_duration` (``"1h30m"``).
 
     Args:
         positive: Refuse zero.
         minimum: The shortest duration taken, in seconds.
         why: Said after the minimum in messages (``"a shorter one …"``).
-        expected: What the key takes, for a value that is no duration at all.
+        expected: What the key takes, for a value that is no duration at all; ``None``:
+            `DURATION_EXPECTED`, with the minimum or "> 0" said.
     """
+    bound = f" of at least {minimum:g} s" if minimum > 0 else " > 0" if positive else ""
+    words = expected or DURATION_EXPECTED.replace("a duration", f"a duration{bound}", 1)
 
     def read(value: Any) -> float:
         try:
             seconds = parse_duration(value)
         except (TypeError, ValueError):
-            raise Invalid(expected, value) from None
+            raise Invalid(words, value) from None
         if positive and seconds <= 0:
             raise Invalid("a duration > 0", value)
         if seconds < minimum:
@@ -210,7 +223,7 @@ def duration(*, positive: bool = False, minimum: float = 0.0, why: str = "",
             raise Invalid(f"a duration of at least {minimum:g} s{reason}", value)
         return seconds
 
-    return Convert(expected, read)
+    return Convert(words, read, format_duration)
 
 
 Duration = Annotated[float, duration()]
