@@ -197,7 +197,7 @@ def test_out_of_memory_then_retried_with_more_memory_finishes(site: Site) -> Non
     failure = manager.job_dir(job_id).failure()
     assert failure is not None
     assert failure["scheduler_reason"] == "OUT_OF_MEMORY"
-    assert manager.retry(job_id) == {"memory": (None, "120M")}
+    assert manager.retry(job_id) == {"memory": ("40M", "120M")}  # what the failed run used
     run_until(manager, lambda: site.status(job_id) == "finished")
     script = (site.results / str(job_id) / "efi-job.sbatch").read_text()
     assert "#SBATCH --mem=120M\n" in script
