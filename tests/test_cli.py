@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import golden_cases
@@ -14,6 +15,9 @@ import pytest
 
 from efi_job_manager.catalogue import STANDIN_COMMAND
 from efi_job_manager.cli import main
+from efi_job_manager.cli.parser import package_version
+from efi_job_manager.clock import utcnow
+from efi_job_manager.jobdir import JobDirectory
 from efi_job_manager.repository import JobRepository, make_engine
 
 FASTA = ">sp|P0A9Q7|ADHE_ECOLI\nMAVTNVAELNALVERVKKAQ\n"
@@ -64,7 +68,8 @@ def cli(config: Path, *args: str) -> int:
 
 @pytest.mark.parametrize("command", [
     [], ["run"], ["check"], ["connectors"], ["init-db"], ["jobs"], ["jobs", "list"],
-    ["jobs", "show"], ["jobs", "cancel"], ["jobs", "retry"], ["jobs", "params"], ["demo"]])
+    ["jobs", "show"], ["jobs", "cancel"], ["jobs", "retry"], ["jobs", "params"], ["demo"],
+    ["config"], ["config", "show"]])
 def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     """--help on every command prints usage and exits 0."""
     with pytest.raises(SystemExit) as exit_info:
@@ -262,3 +267,110 @@ def test_a_signal_finishes_the_step_and_exits_cleanly(config: Path, signum: int)
     assert process.returncode == 0, err[-2000:]
     assert f"received {signal.Signals(signum).name}" in err
     assert "manager stopped" in err
+
+
+# -- operator commands: --version, options after the command, jobs list, config show, retry
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """--version: the distribution's version, exit 0."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"efi-job-manager {package_version()}"
+    assert package_version()[0].isdigit()
+
+
+def test_global_options_may_follow_the_command(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--config after the command is the same as before it."""
+    assert main(["init-db", "--config", str(config)]) == 0
+    assert main(["jobs", "list", "--config", str(config)]) == 0
+    assert "(no jobs)" in capsys.readouterr().out
+
+
+def _failed(config: Path, job_id: int, reason: str, *, job_type: str = "est_generate_fasta",
+            ended: datetime | None = None, destination: str = "default") -> None:
+    insert(config, id=job_id, uuid=f"u{job_id}", status="failed", job_type=job_type,
+           timeCreated=utcnow() - timedelta(hours=3), timeCompleted=ended or utcnow(),
+           schedulerJobId=4711)
+    (config.parent / "results" / str(job_id)).mkdir()
+    jd = JobDirectory(config.parent / "results", job_id)
+    jd.record_destination(destination, "4711")
+    jd.record_failure(reason, utcnow())
+
+
+def test_jobs_list_has_a_header_every_job_type_and_json(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Header, user, destination, scheduler id and age; an unknown job type is listed too."""
+    assert cli(config, "init-db") == 0
+    _failed(config, 1, "EXIT_CODE 3")
+    insert(config, id=2, uuid="u2", job_type="est_generate_fastaa", user_id=9)
+    capsys.readouterr()
+    assert cli(config, "jobs", "list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "JOB", "TYPE", "STATUS", "USER", "DESTINATION",
+                                "SCHEDULER", "ID", "AGE"]
+    assert lines[1].split()[:5] == ["2", "est_generate_fastaa", "(unknown", "type)", "new"]
+    assert lines[2].split() == ["1", "est_generate_fasta", "failed", "3", "default", "4711",
+                                "3h"]
+    assert cli(config, "jobs", "list", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["known_type"], r["user_id"]) for r in rows] == [(2, False, 9),
+                                                                        (1, True, 3)]
+    assert rows[1]["destination"] == "default"
+    assert rows[1]["completed"].endswith("Z")
+
+
+def test_config_show_prints_the_effective_settings_with_secrets_masked(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Defaults included, the password never shown, as TOML or JSON."""
+    assert cli(config, "config", "show") == 0
+    out = capsys.readouterr().out
+    assert "s3cret-db-password" not in out
+    assert 'password = "***"' in out
+    assert "[manager]" in out
+    assert "claim_batch = 50" in out  # a default the file does not set
+    assert cli(config, "config", "show", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["database"]["password"] == "***"
+    assert shown["manager"]["max_running_jobs"] == 100
+
+
+def test_bulk_retry_by_reason_and_time_counts_first_and_retries_only_those(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--dry-run counts and changes nothing; then exactly the matching jobs are new again."""
+    assert cli(config, "init-db") == 0
+    now = utcnow()
+    _failed(config, 1, "the results directory: disk full", ended=now - timedelta(minutes=30))
+    _failed(config, 2, "Disk full on /scratch", ended=now - timedelta(minutes=10))
+    _failed(config, 3, "EXIT_CODE 3", ended=now - timedelta(minutes=10))
+    _failed(config, 4, "disk full", ended=now - timedelta(days=2))
+    _failed(config, 5, "disk full", ended=now - timedelta(minutes=5), destination="bigmem")
+    capsys.readouterr()
+    assert cli(config, "jobs", "retry", "--reason", "DISK FULL", "--since", "1h",
+               "--destination", "default", "--dry-run") == 0
+    assert capsys.readouterr().out.strip() == "would retry 2 jobs: 1, 2"
+    assert cli(config, "jobs", "list", "--status", "new", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert cli(config, "jobs", "retry", "--reason", "disk full", "--since", "1h",
+               "--destination", "default") == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "retrying 2 jobs: 1, 2"
+    assert cli(config, "jobs", "list", "--status", "new", "--json") == 0
+    assert sorted(r["id"] for r in json.loads(capsys.readouterr().out)) == [1, 2]
+
+
+def test_retry_of_an_unknown_job_type_says_why_and_goes_on(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No raw LookupError: one line for the job the manager cannot retry, the others retried."""
+    assert cli(config, "init-db") == 0
+    _failed(config, 1, "EXIT_CODE 3", job_type="est_generate_fastaa")
+    _failed(config, 2, "EXIT_CODE 3")
+    capsys.readouterr()
+    assert cli(config, "jobs", "retry", "1", "2") == 1
+    out = capsys.readouterr().out
+    assert ("job 1 cannot be retried: its job_type 'est_generate_fastaa' is not one this "
+            "manager knows") in out
+    assert "job 2 is new again" in out
+    assert cli(config, "jobs", "retry", "1", "--status", "failed") == 1
+    assert "give job ids or filters" in capsys.readouterr().err

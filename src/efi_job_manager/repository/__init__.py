@@ -25,7 +25,7 @@ from __future__ import annotations
 from efi_job_manager.repository.claiming import CandidateJob, Gate, RunningCounts
 from efi_job_manager.repository.core import JobRepository
 from efi_job_manager.repository.engine import make_engine
-from efi_job_manager.repository.reading import UnknownJobRow
+from efi_job_manager.repository.reading import JobRow, UnknownJobRow
 from efi_job_manager.repository.reading import since as since
 from efi_job_manager.repository.schedulerid import InvalidSchedulerId, column_value, is_stand_in
 from efi_job_manager.repository.writing import Completion
@@ -36,6 +36,7 @@ __all__ = [
     "Gate",
     "InvalidSchedulerId",
     "JobRepository",
+    "JobRow",
     "RunningCounts",
     "UnknownJobRow",
     "column_value",

@@ -13,7 +13,7 @@ from efi_job_manager.models import Job
 from efi_job_manager.repository.base import RepositoryBase
 from efi_job_manager.status import Status
 
-__all__ = ["ReadQueries", "UnknownJobRow", "since"]
+__all__ = ["JobRow", "ReadQueries", "UnknownJobRow", "since"]
 
 
 @attrs.frozen
@@ -23,6 +23,20 @@ class UnknownJobRow:
     id: int
     job_type: str
     status: str
+
+
+@attrs.frozen
+class JobRow:
+    """A row as listings show it, whatever its ``job_type`` (known to the model or not)."""
+
+    id: int
+    job_type: str
+    status: str
+    user_id: int | None
+    scheduler_id: int | None
+    time_created: datetime | None
+    time_started: datetime | None
+    time_completed: datetime | None
 
 
 class ReadQueries(RepositoryBase):
@@ -52,6 +66,38 @@ class ReadQueries(RepositoryBase):
             return s.order_by(order).limit(limit)
 
         return self._load(build)
+
+    def job_rows(self, statuses: Iterable[str] | None = None, *, limit: int | None = 100,
+                 ids: Iterable[int] | None = None, completed_since: datetime | None = None,
+                 completed_until: datetime | None = None) -> list[JobRow]:
+        """Return rows of any job type, newest first, for listings and bulk actions.
+
+        Args:
+            statuses: Only these exact status strings.
+            limit: At most this many rows (None: all).
+            ids: Only these ids.
+            completed_since: Only rows whose ``timeCompleted`` is at or after this.
+            completed_until: Only rows whose ``timeCompleted`` is before this.
+        """
+        t = self._table
+        stmt = select(t.c.id, t.c.job_type, t.c.status, t.c.user_id, t.c.schedulerJobId,
+                      t.c.timeCreated, t.c.timeStarted, t.c.timeCompleted)
+        if statuses is not None:
+            stmt = stmt.where(self._in(t.c.status, list(statuses)))
+        if ids is not None:
+            stmt = stmt.where(t.c.id.in_(list(ids)))
+        if completed_since is not None:
+            stmt = stmt.where(t.c.timeCompleted >= completed_since)
+        if completed_until is not None:
+            stmt = stmt.where(t.c.timeCompleted < completed_until)
+        stmt = stmt.order_by(t.c.id.desc())
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.engine.connect() as conn:
+            return [JobRow(int(r[0]), _text(r[1]), _text(r[2]),
+                           None if r[3] is None else int(r[3]),
+                           None if r[4] is None else int(r[4]), r[5], r[6], r[7])
+                    for r in conn.execute(stmt)]
 
     def counts_by_status(self) -> dict[str, int]:
         """Return ``raw status string → number of rows``, unknown strings included."""
@@ -126,3 +172,7 @@ class ReadQueries(RepositoryBase):
 def since(now: datetime, seconds: float) -> datetime:
     """Return ``now`` minus ``seconds`` (a helper for grace periods and windows)."""
     return now - timedelta(seconds=seconds)
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
