@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -374,3 +375,29 @@ def test_retry_of_an_unknown_job_type_says_why_and_goes_on(
     assert "job 2 is new again" in out
     assert cli(config, "jobs", "retry", "1", "--status", "failed") == 1
     assert "give job ids or filters" in capsys.readouterr().err
+
+
+def test_dry_run_in_the_configuration_keeps_the_daemon_running(config: Path) -> None:
+    """manager.dry_run (the old DRY_RUN): cycle after cycle, each plan logged, nothing done."""
+    assert cli(config, "init-db") == 0
+    insert(config)
+    env = {**os.environ, "EFI_JOB_MANAGER_MANAGER__DRY_RUN": "true",
+           "EFI_JOB_MANAGER_MANAGER__INTERVAL": "500ms"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "efi_job_manager.cli", "run", "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        time.sleep(4)
+        assert process.poll() is None, "the daemon stopped after its first dry cycle"
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err[-2000:]
+    assert err.count("dry run: job 1: would submit on default") >= 2, err[-2000:]
+    repo = JobRepository(make_engine(f"sqlite:///{config.parent / 'jobs.sqlite'}"))
+    raw = repo.get_raw(1)
+    repo.close()
+    assert raw is not None
+    assert raw["status"] == "new"
+    assert not (config.parent / "results" / "1").exists()

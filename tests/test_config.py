@@ -796,3 +796,56 @@ def test_model_catalogue_connector_and_routing_errors_come_out_together(
     assert lines[3].startswith(f"efi-job-manager: {path}: destinations.default.connector: no "
                                "connector named 'nowhere' is installed; installed: local, slurm")
     assert not (tmp_path / "jobs.sqlite").exists()  # nothing was opened
+
+
+def _operator_example() -> str:
+    """The first TOML example of docs/operator.md (the complete site file)."""
+    text = (Path(__file__).parents[1] / "docs" / "operator.md").read_text(encoding="utf-8")
+    return text.split("```toml\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_operators_example_loads_and_reaches_slurm_over_ssh(tmp_path: Path) -> None:
+    """docs/operator.md's site file is valid, and its Slurm destinations really use SSH."""
+    path = tmp_path / "site.toml"
+    path.write_text(_operator_example(), encoding="utf-8")
+    settings = Settings.load(path, environ={})
+    connectors = load_connectors(settings)
+    try:
+        for name in ("default", "bigmem"):
+            slurm = connectors[name].settings  # type: ignore[attr-defined]
+            assert (slurm.transport, slurm.host) == ("ssh", "login.cluster.example.org")
+            assert slurm.remote_dir == "/scratch/efi/jobs"
+    finally:
+        for connector in connectors.values():
+            connector.close()
+
+
+def test_ssh_settings_with_the_local_transport_are_refused_not_ignored(
+        write_config: WriteConfig) -> None:
+    """host/user without transport = "ssh" would run sbatch here: an error naming each key."""
+    path = write_config('[destinations.default]\nconnector = "slurm"\n'
+                        'settings = { host = "login.example.org", user = "efi" }\n')
+    settings = Settings.load(path, environ={})
+    with pytest.raises(ConfigError) as caught:
+        load_connectors(settings)
+    assert caught.value.messages == [
+        f'{path}: destinations.default.settings.host = "login.example.org": expected nothing '
+        "with transport 'local', which runs Slurm's commands on this host: set transport = "
+        '"ssh" to run them over SSH',
+        f'{path}: destinations.default.settings.user = "efi": expected nothing with transport '
+        "'local', which runs Slurm's commands on this host: set transport = \"ssh\" to run "
+        "them over SSH",
+    ]
+
+
+def test_execution_connector_names_the_right_destination_for_hpc_and_local(
+        write_config: WriteConfig) -> None:
+    """The old EXECUTION_CONNECTOR: 'HPC' is slurm over ssh, 'LOCAL' slurm here (not local)."""
+    path = write_config('EXECUTION_CONNECTOR = "HPC"\n')
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(path, environ={})
+    (message,) = caught.value.messages
+    assert 'HPC\' is destinations.default with connector = "slurm" and settings.transport = ' \
+           '"ssh"' in message
+    assert 'LOCAL\' is destinations.default with connector = "slurm" and settings.transport = ' \
+           '"local"' in message

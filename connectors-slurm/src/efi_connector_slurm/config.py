@@ -225,6 +225,8 @@ PROFILE_KEYS: Mapping[str, str] = describe(Profile)
 _PROFILES_EXPECTED = ("a table of profiles by pipeline short name or job_type, each with the "
                       "keys " + ", ".join(PROFILE_KEYS))
 _HOST_EXPECTED = "a host name or ssh config alias (required for transport 'ssh')"
+#: Keys that only mean something over SSH: set with the local transport they are an error.
+_SSH_ONLY = ("host", "user", "port", "identity_file", "known_hosts", "ssh_config")
 _REMOTE_DIR_EXPECTED = "an absolute path on the cluster side (required for transport 'ssh')"
 
 
@@ -316,8 +318,14 @@ class SlurmSettings(Profile):
         "(besides PATH, HOME, locale and SLURM_CONF)")] = ()
 
     def __attrs_post_init__(self) -> None:
-        """The ssh transport needs ``host`` and ``remote_dir``."""
+        """The ssh transport needs ``host`` and ``remote_dir``; the local one takes no ssh key."""
         if self.transport != "ssh":
+            ignored = [Invalid("nothing with transport 'local', which runs Slurm's commands on "
+                               "this host: set transport = \"ssh\" to run them over SSH",
+                               getattr(self, key), key=key)
+                       for key in _SSH_ONLY if getattr(self, key) is not None]
+            if ignored:
+                raise ExceptionGroup("ssh settings with the local transport", ignored)
             return
         missing = [Invalid(expected, key=key) for key, expected in (
             ("host", _HOST_EXPECTED), ("remote_dir", _REMOTE_DIR_EXPECTED))

@@ -96,7 +96,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _config_show(settings, as_json=args.json)
     with _manager(settings, dry_run=getattr(args, "dry_run", None) or None) as manager:
         if args.command == "run":
-            return _run(manager, once=args.once)
+            return _run(manager, once=args.once or args.dry_run)
         return jobs_command(manager, args)
 
 
@@ -162,13 +162,17 @@ def _init_db(settings: Settings) -> int:
 
 
 def _run(manager: JobManager, *, once: bool) -> int:
-    if manager.dry_run:
-        report = manager.run_once()
-        _print_plan(report)
-        return 1 if report.errors else 0
+    """One cycle (``--once``, ``--dry-run``), or the loop until a signal.
+
+    ``manager.dry_run`` in the configuration keeps the loop going (a service stays up) and
+    logs each cycle's plan; ``run --dry-run`` is one planning cycle.
+    """
     if once:
         report = manager.run_once()
-        _print_report(report)
+        if manager.dry_run:
+            _print_plan(report)
+        else:
+            _print_report(report)
         return 1 if report.errors else 0
     stop = threading.Event()
 
@@ -183,11 +187,17 @@ def _run(manager: JobManager, *, once: bool) -> int:
     try:
         log.info("manager running every %g s (destinations: %s)", manager.interval,
                  ", ".join(manager.destinations))
-        manager.run_forever(stop)
+        manager.run_forever(stop, on_cycle=_log_plan if manager.dry_run else None)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0
+
+
+def _log_plan(report: CycleReport) -> None:
+    for action in report.planned:
+        where = f" on {action.destination}" if action.destination else ""
+        log.info("dry run: job %s: would %s%s", action.job_id, action.action, where)
 
 
 def _print_report(report: CycleReport) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["LEGACY_SETTINGS", "legacy_hint"]
+__all__ = ["EXECUTION_CONNECTORS", "LEGACY_SETTINGS", "legacy_hint"]
 
 LEGACY_SETTINGS: Final[Mapping[str, str]] = {
     "DATABASE_URI": "database.url",
@@ -46,8 +46,20 @@ LEGACY_SETTINGS: Final[Mapping[str, str]] = {
 """
 
 
+#: What the first job manager's ``EXECUTION_CONNECTOR`` values are here.
+EXECUTION_CONNECTORS: Final[Mapping[str, str]] = {
+    "HPC": 'destinations.default with connector = "slurm" and settings.transport = "ssh", '
+           "host, user, identity_file and remote_dir",
+    "LOCAL": 'destinations.default with connector = "slurm" and settings.transport = "local" '
+             "(sbatch on this host; the local connector runs jobs without Slurm)",
+}
+
+
 def legacy_hint(key: str) -> str | None:
     """The hint for a top-level key that is a setting of the first job manager, if it is one."""
+    if key.upper() == "EXECUTION_CONNECTOR":
+        return ("EXECUTION_CONNECTOR of the first EFI job manager: 'HPC' is "
+                f"{EXECUTION_CONNECTORS['HPC']}; 'LOCAL' is {EXECUTION_CONNECTORS['LOCAL']}")
     home = LEGACY_SETTINGS.get(key.upper())
     if home is None:
         return None
