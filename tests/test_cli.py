@@ -116,8 +116,17 @@ def test_an_unknown_connector_is_exit_2_and_names_the_installed_ones(
 
 def test_check_reports_the_table_and_the_destinations(
         config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """check fails before init-db and passes after it; the password never shows."""
+    """check refuses a database file that is not there (never creating one), reports a
+    missing table, passes after init-db; the password never shows."""
+    database = config.parent / "jobs.sqlite"
+    assert cli(config, "check") == 2
+    assert f"database.url: the SQLite database {database} does not exist" in \
+        capsys.readouterr().err
+    assert not database.exists()
+    database.touch()
     assert cli(config, "check") == 1
+    assert "the Job table does not exist" in capsys.readouterr().out
+    database.unlink()
     assert cli(config, "init-db") == 0
     assert cli(config, "check") == 0
     out = capsys.readouterr().out
@@ -401,3 +410,17 @@ def test_dry_run_in_the_configuration_keeps_the_daemon_running(config: Path) -> 
     assert raw is not None
     assert raw["status"] == "new"
     assert not (config.parent / "results" / "1").exists()
+
+
+def test_a_missing_database_driver_names_what_to_install(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No ModuleNotFoundError: one line naming the driver and the pip command, exit 2."""
+    text = config.read_text().replace(f"sqlite:///{config.parent / 'jobs.sqlite'}",
+                                      "postgresql+psycopg2://efi@127.0.0.1/efi_test")
+    config.write_text(text)
+    assert cli(config, "check") == 2
+    err = capsys.readouterr().err
+    assert (f"efi-job-manager: {config}: database.url: the database driver psycopg2 is not "
+            "installed: pip install psycopg2, or write postgresql+psycopg:// and pip install "
+            "'efi-job-manager[postgresql]'") in err
+    assert "Traceback" not in err

@@ -643,6 +643,7 @@ default = "efi_202406"
 
 
 def write_site(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "jobs.sqlite").touch()  # an empty file is an empty SQLite database
     path = tmp_path / "site.toml"
     path.write_text(MINIMAL.format(root=tmp_path) + text, encoding="utf-8")
     return path
@@ -769,8 +770,8 @@ def test_a_misspelt_routing_job_type_is_refused_with_a_hint(tmp_path: Path) -> N
 def test_model_catalogue_connector_and_routing_errors_come_out_together(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bad model, a bad pipeline command, a connector nobody installed and a misspelt job
-    type: one run of ``check`` names all four with the file and key, and exits 2."""
+    """A bad model, a bad pipeline command, a SQLite file that is not there, a connector nobody
+    installed and a misspelt job type: one ``check`` names all five with file and key, exit 2."""
     monkeypatch.delenv("EFI_JOB_MANAGER_CONFIG", raising=False)
     path = tmp_path / "site.toml"
     path.write_text(
@@ -788,14 +789,16 @@ def test_model_catalogue_connector_and_routing_errors_come_out_together(
         f"efi-job-manager: {path}: pipelines.command[1]: '{{nope}}': unknown placeholder "
         "{nope} (known: {config}, {job_dir}, {nextflow}, {params_file}, {pipeline}, "
         "{pipeline_name})",
-        lines[2],
+        f"efi-job-manager: {path}: database.url: the SQLite database {tmp_path}/jobs.sqlite "
+        "does not exist (efi-job-manager init-db makes it, with the Job table, for development)",
         lines[3],
+        lines[4],
     ]
-    assert lines[2].startswith(f"efi-job-manager: {path}: unknown job type routing.gnt_gn "
+    assert lines[3].startswith(f"efi-job-manager: {path}: unknown job type routing.gnt_gn "
                                "(did you mean routing.gnt_gnn?)")
-    assert lines[3].startswith(f"efi-job-manager: {path}: destinations.default.connector: no "
+    assert lines[4].startswith(f"efi-job-manager: {path}: destinations.default.connector: no "
                                "connector named 'nowhere' is installed; installed: local, slurm")
-    assert not (tmp_path / "jobs.sqlite").exists()  # nothing was opened
+    assert not (tmp_path / "jobs.sqlite").exists()  # never created empty
 
 
 def _operator_example() -> str:

@@ -175,6 +175,7 @@ def test_bad_resource_values_are_reported_each_with_its_key() -> None:
 
 def write_site(tmp_path: Path, extra: str, destination: str = "") -> Path:
     command = ", ".join(f'"{p}"' for p in STANDIN_COMMAND)
+    (tmp_path / "jobs.sqlite").touch()  # an empty file is an empty SQLite database
     path = tmp_path / "efi.toml"
     path.write_text(
         f'[database]\nurl = "sqlite:///{tmp_path / "jobs.sqlite"}"\n'

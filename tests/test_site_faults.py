@@ -38,6 +38,19 @@ def mount_tmpfs(path: Path, options: str) -> None:
                    capture_output=True)
 
 
+def remount_read_only(path: Path) -> None:
+    """Make a mount read-only; retried while a process that just ended still holds a file
+    open for writing there (``mount`` then says the mount is busy, exit 32)."""
+    deadline = time.monotonic() + 20
+    while True:
+        done = subprocess.run(["mount", "-o", "remount,ro", str(path)], capture_output=True,
+                              text=True, check=False)
+        if done.returncode == 0:
+            return
+        assert time.monotonic() < deadline, f"cannot remount {path} read-only: {done.stderr}"
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def mounts() -> Iterator[list[Path]]:
     """Mount points to unmount at the end of the test."""
@@ -62,7 +75,7 @@ def test_a_read_only_results_directory_leaves_jobs_new_until_it_is_writable(
     """No job is claimed while the results directory is read-only; said once; then all run."""
     mount_tmpfs(site.results, "size=16m,mode=0755")
     mounts.append(site.results)
-    subprocess.run(["mount", "-o", "remount,ro", str(site.results)], check=True)
+    remount_read_only(site.results)
     site.insert(*(fasta_job(i) for i in (1, 2, 3)))
     manager = site.manager()
     for _ in range(3):
@@ -110,7 +123,7 @@ def test_a_failure_whose_reason_cannot_be_written_waits_until_it_can(
     while not connector.get_job_status(sid).state.is_terminal:  # ended, not yet seen
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    subprocess.run(["mount", "-o", "remount,ro", str(site.results)], check=True)
+    remount_read_only(site.results)
     for _ in range(2):
         report = manager.run_once()
         assert report.failed == ()

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from efi_job_manager.catalogue import Catalogue, CatalogueError, EfiDatabases
@@ -21,6 +22,7 @@ from efi_job_manager.manager.recovery import RecoverStep
 from efi_job_manager.manager.report import Cycle, CycleAborted, CycleReport, Destination
 from efi_job_manager.models import ModelError, job_classes, load_job_model
 from efi_job_manager.repository import JobRepository, make_engine
+from efi_job_manager.repository.engine import sqlite_file
 from efi_job_manager.retry import Backoff
 from efi_job_manager.status import Status, check_transition, parse_status
 
@@ -87,15 +89,19 @@ class JobManager(CancelStep, RecoverStep, PollStep):
             catalogue = None
         job_types = catalogue.job_types() if catalogue is not None else sorted(classes)
         pipelines = {catalogue.pipeline_name(t) for t in job_types} if catalogue else set()
-        connectors = load_connectors(settings, [
-            *problems, *settings.unknown_job_types(job_types),
-            *([] if catalogue is None else
-              settings.unknown_resource_names(job_types, pipelines))])
-        if catalogue is None:  # not reached: load_connectors raised with its problem
+        engine = _engine(settings, problems)
+        try:
+            connectors = load_connectors(settings, [
+                *problems, *settings.unknown_job_types(job_types),
+                *([] if catalogue is None else
+                  settings.unknown_resource_names(job_types, pipelines))])
+        except BaseException:
+            if engine is not None:
+                engine.dispose()
+            raise
+        if catalogue is None or engine is None:  # not reached: load_connectors raised
             raise ConfigError(*problems)
-        repository = JobRepository(
-            make_engine(db.sqlalchemy_url, connect_timeout=db.connect_timeout, echo=db.echo),
-            job_model)
+        repository = JobRepository(engine, job_model)
         destinations = {
             name: Destination(name, connectors[name], d.max_running_jobs)
             for name, d in settings.destinations.items()
@@ -247,3 +253,39 @@ class JobManager(CancelStep, RecoverStep, PollStep):
         if after != before:
             jd.record_resources(after)
         return changed
+
+
+#: How to install each database driver a URL may name.
+_DRIVER_HINTS = {
+    "psycopg": "pip install 'efi-job-manager[postgresql]'",
+    "pymysql": "pip install 'efi-job-manager[mysql]'",
+    "psycopg2": "pip install psycopg2, or write postgresql+psycopg:// and pip install "
+                "'efi-job-manager[postgresql]'",
+    "MySQLdb": "pip install mysqlclient, or write mysql+pymysql:// and pip install "
+               "'efi-job-manager[mysql]'",
+}
+
+
+def _engine(settings: Settings, problems: list[Problem]) -> Engine | None:
+    """The database engine, or None with the problem found.
+
+    A SQLite file that is not there is a problem (never created empty), and so is a driver
+    that is not installed (naming the extra that brings it).
+    """
+    db = settings.database
+    where = settings.source_of(("database", "url"))
+    path = sqlite_file(db.sqlalchemy_url)
+    if path is not None and not path.exists():
+        problems.append(Problem.note(
+            f"database.url: the SQLite database {path} does not exist (efi-job-manager "
+            "init-db makes it, with the Job table, for development)", (), where))
+    try:
+        return make_engine(db.sqlalchemy_url, connect_timeout=db.connect_timeout,
+                           echo=db.echo, create=False)
+    except ModuleNotFoundError as exc:
+        hint = _DRIVER_HINTS.get((exc.name or "").split(".")[0],
+                                 "install the driver the URL names")
+        problems.append(Problem.note(
+            f"database.url: the database driver {exc.name} is not installed: {hint}", (),
+            where))
+        return None
