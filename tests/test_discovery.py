@@ -123,3 +123,12 @@ def test_a_missing_name_lists_what_is_installed() -> None:
     broken = message.split("broken: ")[1]
     assert "testbroken" in broken
     assert "testnotconnector" in broken
+
+
+def test_a_shipped_connector_that_is_not_installed_names_its_distribution() -> None:
+    """With the core alone, asking for slurm says which distribution to install."""
+    message = str(ConnectorNotFound("slurm", {}))
+    assert message.startswith("no connector named 'slurm' is installed; none is installed; "
+                              "install it: pip install efi-connector-slurm (or "
+                              "'efi-job-manager[slurm]')")
+    assert "pip install" not in str(ConnectorNotFound("pbs", {}))

@@ -47,6 +47,7 @@ def test_what_a_connector_imports_loads_no_database_layer(statement: str) -> Non
 
 def test_embedding_runs_a_cycle_from_settings(tmp_path: Path) -> None:
     """JobManager.from_settings(Settings...) gives a manager whose cycle reports what changed."""
+    (tmp_path / "jobs.sqlite").touch()  # an empty database: the table is not there yet
     settings = Settings.from_mapping({
         "database": {"url": f"sqlite:///{tmp_path / 'jobs.sqlite'}"},
         "manager": {"results_dir": str(tmp_path / "results"),

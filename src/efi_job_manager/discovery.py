@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 NAMESPACE = "efi_job_manager.connectors"
 
 
+#: The connectors this project ships, by entry point name → their distribution.
+_SHIPPED = {"local": "efi-connector-local", "slurm": "efi-connector-slurm"}
+
+
 class ConnectorNotFound(LookupError):
     """No connector is installed under the name asked for."""
 
@@ -53,6 +57,9 @@ class ConnectorNotFound(LookupError):
         text += f"; installed: {', '.join(usable)}" if usable else "; none is installed"
         if broken:
             text += f"; broken: {', '.join(broken)}"
+        if name in _SHIPPED:
+            text += (f"; install it: pip install {_SHIPPED[name]} (or "
+                     f"'efi-job-manager[{name}]')")
         text += f" (connectors register under the entry point group {NAMESPACE!r})"
         super().__init__(text)
 
