@@ -424,3 +424,17 @@ def test_a_missing_database_driver_names_what_to_install(
             "installed: pip install psycopg2, or write postgresql+psycopg:// and pip install "
             "'efi-job-manager[postgresql]'") in err
     assert "Traceback" not in err
+
+
+def test_log_format_json_gives_one_object_a_line_with_the_job(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """run --once --log-format json: every stderr line is JSON; the submission names job 1."""
+    assert cli(config, "init-db") == 0
+    insert(config)
+    capsys.readouterr()
+    assert cli(config, "run", "--once", "--log-format", "json") == 0
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    submitted = [d for d in lines if "submitted to default" in d["message"]]
+    assert len(submitted) == 1
+    assert (submitted[0]["job_id"], submitted[0]["destination"]) == (1, "default")
+    assert all(d["time"].endswith("Z") for d in lines)

@@ -30,6 +30,7 @@ from efi_job_manager.discovery import (
     ConnectorNotFound,
     available_connectors,
 )
+from efi_job_manager.logs import configure_logging
 from efi_job_manager.manager import CycleReport, JobManager
 from efi_job_manager.models import ModelError
 from efi_job_manager.schema import TableExists, create_tables
@@ -49,9 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.config = getattr(args, "config", None)
     args.debug = getattr(args, "debug", False)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    args.log_format = getattr(args, "log_format", "text")
+    configure_logging(logging.DEBUG if args.debug else logging.INFO, args.log_format)
     try:
         return _dispatch(args)
     except _USAGE_ERRORS as exc:

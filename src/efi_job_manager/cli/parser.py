@@ -24,6 +24,8 @@ def _common() -> argparse.ArgumentParser:
                         help="the TOML configuration (default: $EFI_JOB_MANAGER_CONFIG)")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks and debug logs")
+    common.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
+                        help="log lines as text (default) or one JSON object each; times UTC")
     return common
 
 

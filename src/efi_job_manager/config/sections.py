@@ -110,6 +110,8 @@ class ManagerSettings:
             WARNING), whose poll begins with them.
         default_destination: The destination of job types not listed in ``[routing]``; it
             must be a configured destination.
+        heartbeat: While cycles change nothing, ``run`` logs one INFO line this often
+            (jobs waiting, running, the next cycle), so a quiet daemon is seen to be alive.
     """
 
     interval: PositiveDuration = 30.0
@@ -125,6 +127,7 @@ class ManagerSettings:
     claim_batch: Count = 50
     step_timeout: PositiveDuration = 600.0
     default_destination: Text = "default"
+    heartbeat: PositiveDuration = 300.0
 
 
 @attrs.frozen

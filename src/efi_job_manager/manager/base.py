@@ -214,7 +214,8 @@ class ManagerBase:
                 cycle.errors.append(message)
                 self.faults.raise_fault("start", message, cycle.now)
             return
-        log.error("job %s (%s) failed: %s", job.id, job.job_type, reason)
+        # the job's own fault (its input, its run): a warning; ERROR is for the site's faults
+        log.warning("job %s (%s) failed: %s", job.id, job.job_type, reason)
         reached("failure-recorded")
         if self.repository.transition(job.id, from_, Status.FAILED):
             cycle.failed.append((job.id, reason))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -131,6 +132,7 @@ class JobManager(CancelStep, RecoverStep, PollStep):
         is noticed within an interval.
         """
         backoff = Backoff(min(self.interval, 5.0), self.interval)
+        said = time.monotonic()
         while not self._stopped(stop):
             report = self.run_once()
             if on_cycle is not None:
@@ -138,9 +140,24 @@ class JobManager(CancelStep, RecoverStep, PollStep):
             delay = backoff.failure() if report.errors and not report.changed else self.interval
             if not report.errors:
                 backoff.success()
+            if report.changed:
+                said = time.monotonic()
+            elif time.monotonic() - said >= self.settings.heartbeat:
+                said = time.monotonic()
+                self._heartbeat(report, delay)
             if self._stopped(stop) or self._wait(delay):
                 break
         log.info("manager stopped")
+
+
+    def _heartbeat(self, report: CycleReport, delay: float) -> None:
+        """One INFO line saying the daemon is alive and what waits."""
+        try:
+            waiting: int | str = self.repository.count(Status.NEW)
+        except SQLAlchemyError:
+            waiting = "?"
+        log.info("alive: %s new jobs waiting, %d running, %d errors this cycle; next cycle in "
+                 "%g s", waiting, report.running, len(report.errors), delay)
 
 
     def _stopped(self, stop: threading.Event | None) -> bool:

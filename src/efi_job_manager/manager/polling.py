@@ -19,6 +19,7 @@ from efi_job_manager.connector import (
 from efi_job_manager.events import EventKind
 from efi_job_manager.faults import reached
 from efi_job_manager.jobdir import UnsafeJobDirectory
+from efi_job_manager.logs import about_job
 from efi_job_manager.manager.base import ManagerBase
 from efi_job_manager.manager.report import Cycle, PlannedAction
 from efi_job_manager.models import Job
@@ -86,6 +87,12 @@ class PollStep(ManagerBase):
 
     def _on_status(self, cycle: Cycle, job: Job, connector: BaseConnector,
                    status: SchedulerStatus) -> None:
+        with about_job(job.id, self._destination_of.get(job.id)):
+            self._status_seen(cycle, job, connector, status)
+
+
+    def _status_seen(self, cycle: Cycle, job: Job, connector: BaseConnector,
+                     status: SchedulerStatus) -> None:
         jd = self.job_dir(job.id)
         if status.state is SchedulerState.UNKNOWN:
             self._on_unknown(cycle, job, status)

@@ -14,6 +14,7 @@ from efi_job_manager.connector import PermanentError
 from efi_job_manager.events import EventKind, JobEvent
 from efi_job_manager.faults import SiteFault, probe_readable_dir, probe_writable_dir, reached
 from efi_job_manager.jobdir import UnsafeJobDirectory
+from efi_job_manager.logs import about_job
 from efi_job_manager.manager.base import ManagerBase
 from efi_job_manager.manager.report import Cycle, PlannedAction
 from efi_job_manager.models import Job
@@ -44,7 +45,7 @@ class StartStep(ManagerBase):
             if self.dry_run:
                 cycle.planned.append(PlannedAction(row.id, "fail", detail=reason))
                 continue
-            log.error("job %s failed: %s", row.id, reason)
+            log.warning("job %s failed: %s", row.id, reason)
             try:
                 self.job_dir(row.id).record_failure(reason, cycle.now, job_type=row.job_type)
             except (OSError, UnsafeJobDirectory) as exc:
@@ -240,6 +241,11 @@ class StartStep(ManagerBase):
 
     def _start(self, cycle: Cycle, job: Job) -> bool:
         """Stage and submit a claimed job; return whether it is now submitted or done."""
+        with about_job(job.id, self.route(job.job_type)):
+            return self._stage_and_submit(cycle, job)
+
+
+    def _stage_and_submit(self, cycle: Cycle, job: Job) -> bool:
         staged = self._stage(cycle, job)
         if staged is None:
             return False
