@@ -9,41 +9,28 @@ what EST's own scripts were called with and wrote (``tests/golden/params``).
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
 import pytest
+from project_scripts import load_script
 
 from efi_job_manager.catalogue.jobtypes import JOB_TYPES
 from efi_job_manager.models import JOB_CLASSES, parameter_columns
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "job_columns.py"
 GOLDEN = ROOT / "tests" / "golden" / "params"
 MANIFEST: dict[str, Any] = json.loads((GOLDEN / "est-reference.json").read_text())
 
 Derived = tuple[ModuleType, dict[str, Any]]
 
 
-def load_script() -> ModuleType:
-    """Import scripts/job_columns.py (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("job_columns", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def derived(tmp_path_factory: pytest.TempPathFactory) -> Derived:
     """Every job type's columns as the script derives them (at a scratch golden site)."""
-    script = load_script()
+    script = load_script("job_columns")
     with script.recorded_reads() as reads:
         runner = script.Runner(script.load_cases(), tmp_path_factory.mktemp("site"), reads)
         found: dict[str, Any] = script.derive(runner)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.util
 import os
 import sys
 import tomllib
@@ -20,12 +19,12 @@ from typing import Any
 
 import attrs
 import pytest
+from project_scripts import load_script
 
 from efi_job_manager.config.engine import setting_keys, structure_settings
 from efi_job_manager.config.reference import Key, Table, UndocumentedError, meanings, tables
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "settings_doc.py"
 
 #: Where settings classes are declared: every attrs class here is read from a file…
 SETTINGS_MODULES = (
@@ -41,20 +40,9 @@ NOT_READ = {"ResourceProfiles"}
 REQUIRED = {"connector": "local", "smtp": "smtp.example.org:25", "sender": "efi@example.org"}
 
 
-def load_script() -> ModuleType:
-    """Import scripts/settings_doc.py (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("settings_doc", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    return load_script()
+    return load_script("settings_doc")
 
 
 @pytest.fixture(scope="module")

@@ -144,17 +144,20 @@ class JobDirectory:
             data["scheduler_id"] = scheduler_id
         self.write_json(f"{_NOTES}/destination.json", data)
 
+    def destination_note(self) -> tuple[str | None, str | None]:
+        """The destination and scheduler id recorded for this job (None where not), one read."""
+        data = self.read_json(f"{_NOTES}/destination.json") or {}
+        destination, scheduler_id = data.get("destination"), data.get("scheduler_id")
+        return (destination if isinstance(destination, str) else None,
+                scheduler_id if isinstance(scheduler_id, str) else None)
+
     def destination(self) -> str | None:
         """The destination recorded for this job, if any."""
-        data = self.read_json(f"{_NOTES}/destination.json")
-        value = data.get("destination") if data else None
-        return value if isinstance(value, str) else None
+        return self.destination_note()[0]
 
     def scheduler_id(self) -> str | None:
         """The scheduler id recorded with the destination, if any."""
-        data = self.read_json(f"{_NOTES}/destination.json")
-        value = data.get("scheduler_id") if data else None
-        return value if isinstance(value, str) else None
+        return self.destination_note()[1]
 
     def record_cancel_sent(self, time: datetime, scheduler_id: str) -> None:
         """Remember that the scheduler was asked to cancel this job."""

@@ -25,6 +25,7 @@ from efi_job_manager.catalogue import CatalogueError
 from efi_job_manager.cli.jobs import CommandError, jobs_command
 from efi_job_manager.cli.parser import build_parser
 from efi_job_manager.config import ConfigError, Settings
+from efi_job_manager.config.reference import toml_key, toml_value
 from efi_job_manager.discovery import (
     ConnectorLoadError,
     ConnectorNotFound,
@@ -136,16 +137,12 @@ def _print_toml(table: Mapping[str, Any], path: tuple[str, ...]) -> None:
     plain = {k: v for k, v in table.items() if not isinstance(v, Mapping)}
     tables = {k: v for k, v in table.items() if isinstance(v, Mapping)}
     if path and (plain or not tables):
-        print(f"\n[{'.'.join(_toml_key(p) for p in path)}]")
+        print(f"\n[{'.'.join(toml_key(p) for p in path)}]")
     for key, value in sorted(plain.items()):
         if value is not None:
-            print(f"{_toml_key(key)} = {json.dumps(value, default=str)}")
+            print(f"{toml_key(key)} = {toml_value(value)}")
     for key, value in sorted(tables.items()):
         _print_toml(value, (*path, key))
-
-
-def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
 
 
 def _init_db(settings: Settings) -> int:

@@ -46,9 +46,8 @@ def jobs_command(manager: JobManager, args: argparse.Namespace) -> int:
 
 def _noted(manager: JobManager, job_id: int) -> tuple[str | None, str | None]:
     """The destination and scheduler id noted in a job's directory (None where not)."""
-    jd = manager.job_dir(job_id)
     try:
-        return jd.destination(), jd.scheduler_id()
+        return manager.job_dir(job_id).destination_note()
     except (OSError, UnsafeJobDirectory):
         return None, None
 

@@ -33,7 +33,8 @@ import attrs
 from efi_job_manager.config.engine import DEFAULT_WORDS, expected_of, setting_keys
 from efi_job_manager.config.values import Convert
 
-__all__ = ["Key", "Table", "UndocumentedError", "about", "meanings", "tables", "toml_value"]
+__all__ = ["Key", "Table", "UndocumentedError", "about", "meanings", "tables", "toml_key",
+           "toml_value"]
 
 _SECTION: Final = re.compile(r"^(Attributes|Args|Arguments|Returns|Raises|Yields|Examples?|"
                              r"Notes?|Methods):\s*$")
@@ -153,7 +154,7 @@ def toml_value(value: Any) -> str:
     if attrs.has(type(value)):
         value = _set_keys(value)
     if isinstance(value, Mapping):
-        items = [f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items() if v is not None]
+        items = [f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items() if v is not None]
         return "{ " + ", ".join(items) + " }" if items else "{}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
@@ -259,6 +260,7 @@ def _set_keys(instance: Any) -> dict[str, Any]:
             if f.name in keys and getattr(instance, f.name) != _default_value(f)}
 
 
-def _toml_key(key: Any) -> str:
+def toml_key(key: Any) -> str:
+    """``key`` as a TOML key: bare when it can be, else quoted."""
     text = str(key)
     return text if _BARE_KEY.fullmatch(text) else json.dumps(text, ensure_ascii=False)
