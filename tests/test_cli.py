@@ -340,6 +340,7 @@ def test_config_show_prints_the_effective_settings_with_secrets_masked(
     assert 'password = "***"' in out
     assert "[manager]" in out
     assert "claim_batch = 50" in out  # a default the file does not set
+    assert "config_file" not in out  # printed as a file that loads back
     assert cli(config, "config", "show", "--json") == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["database"]["password"] == "***"

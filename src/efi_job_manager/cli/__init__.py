@@ -124,6 +124,7 @@ def _connectors() -> int:
 def _config_show(settings: Settings, *, as_json: bool) -> int:
     """Print the effective configuration (file, environment and defaults), secrets masked."""
     shown = settings.redacted()
+    shown.pop("config_file", None)  # where it came from, not a key of the file
     if as_json:
         print(json.dumps(shown, indent=2, sort_keys=True, default=str))
         return 0
