@@ -197,6 +197,9 @@ def test_a_crash_right_after_submitting_adopts_the_job_instead_of_resubmitting(
     assert str(site.raw(1)["schedulerJobId"]) == submitted[0]
     run_until(restarted, lambda: site.status(1) == "finished")
     assert submissions(restarted, connector, 1) == submitted
+    # the start lost with the crash is announced once, by the adoption
+    assert [(e.kind, e.scheduler_id) for e in site.events if e.job_id == 1] == [
+        (EventKind.STARTED, submitted[0]), (EventKind.FINISHED, submitted[0])]
 
 
 def submissions(manager: JobManager, connector: LocalConnector, job_id: int) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from efi_job_manager.events import EventKind
 from efi_job_manager.faults import reached
 from efi_job_manager.manager.report import Cycle, Destination, PlannedAction
 from efi_job_manager.manager.starting import StartStep
@@ -75,6 +76,8 @@ class RecoverStep(StartStep):
         log.warning("job %s: adopted scheduler job %s on %s found by name", job.id, keep,
                     destination.name)
         cycle.recovered.append(job.id)
+        # the submission that was lost before its id was stored was never announced
+        self._event(EventKind.STARTED, job, scheduler_id=keep)
         if extra:
             log.warning("job %s: cancelling duplicate submissions %s", job.id, extra)
             self._cancel_quietly(destination, extra)
