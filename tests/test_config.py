@@ -183,6 +183,39 @@ def test_legacy_settings_all_have_a_home() -> None:
     assert LEGACY_SETTINGS["NEXTFLOW_PARAMS"] == "pipelines.params"
 
 
+#: Every name EFI's first job manager reads from its settings module: config/settings.py of
+#: EnzymeFunctionInitiative/job_manager (173db83) and its API connector's API_* names.
+FIRST_MANAGER_SETTINGS = (
+    "EXECUTION_CONNECTOR", "DRY_RUN", "LOGGING", "LOG_FILE_PATH", "DATABASE_URI",
+    "LOCAL_JOB_DIRECTORY", "LOCAL_INPUT_FILE_SOURCE_DIR", "HPC_HOSTNAME", "HPC_USERNAME",
+    "HPC_SSH_KEY_PATH", "REMOTE_JOB_DIRECTORY", "PARTITION", "REMOTE_NEXTFLOW_PATH",
+    "REMOTE_NEXTFLOW_CONFIG_PATH", "REMOTE_NEXTFLOW_PIPELINE_DIR", "EMAIL_HOST", "EMAIL_PORT",
+    "EMAIL_USE_TLS", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD", "EMAIL_SENDER",
+    "NEXTFLOW_PARAMS", "API_BASE_URL", "API_UPLOAD_HOOK", "API_DOWNLOAD_HOOK", "API_LS_HOOK",
+    "API_SUBMIT_HOOK", "API_CHECK_STATUS_HOOK", "API_HEADER",
+)
+
+
+def test_every_first_manager_setting_has_a_home_or_a_reason(write_config: WriteConfig) -> None:
+    """Each old name used in a file is an error naming a real key here, or why it is gone."""
+    from efi_job_manager.config.legacy import GONE_SETTINGS
+
+    settings_doc = (Path(__file__).parents[1] / "docs" / "settings.md").read_text()
+    operator_doc = (Path(__file__).parents[1] / "docs" / "operator.md").read_text()
+    for old in FIRST_MANAGER_SETTINGS:
+        assert (old in LEGACY_SETTINGS) != (old in GONE_SETTINGS), old
+        assert f"`{old}`" in operator_doc, old
+        with pytest.raises(ConfigError) as caught:
+            Settings.load(write_config(f"{old} = 1\n"), environ={})
+        message = str(caught.value)
+        if old in GONE_SETTINGS:
+            assert "gone" in message, message
+            continue
+        home = LEGACY_SETTINGS[old]
+        assert (home if old != "EXECUTION_CONNECTOR" else 'connector = "slurm"') in message
+        assert f"`{home.replace('.default.', '.<name>.')}`" in settings_doc, home
+
+
 # --------------------------------------------------------------------------- environment
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["EXECUTION_CONNECTORS", "LEGACY_SETTINGS", "legacy_hint"]
+__all__ = ["EXECUTION_CONNECTORS", "GONE_SETTINGS", "LEGACY_SETTINGS", "legacy_hint"]
 
 LEGACY_SETTINGS: Final[Mapping[str, str]] = {
     "DATABASE_URI": "database.url",
@@ -16,7 +16,7 @@ LEGACY_SETTINGS: Final[Mapping[str, str]] = {
     "MAX_NUM_RUNNING_JOB": "manager.max_running_jobs",
     "SLEEP_INTERVAL": "manager.interval",
     "INTERVAL": "manager.interval",
-    "LOG_FILE_PATH": "log_level",
+    "LOG_FILE_PATH": "log.file",
     "REMOTE_JOB_DIRECTORY": "destinations.<name>.settings.remote_dir",
     "HPC_HOSTNAME": "destinations.<name>.settings.host",
     "SSH_HOST": "destinations.<name>.settings.host",
@@ -42,8 +42,21 @@ LEGACY_SETTINGS: Final[Mapping[str, str]] = {
 """Each setting of EFI's first job manager (``config/settings.py``) → its dotted key here.
 
 ``<name>`` is the destination the old single cluster becomes, usually ``default``.
-``LOG_FILE_PATH`` has no equivalent: the log goes to standard error at ``log_level``.
 """
+
+
+_API_GONE = ("gone: the first job manager's API connector was a sketch for an HTTP API that "
+             "was never specified; a site with such an API publishes a connector package "
+             "(docs/connectors.md)")
+
+GONE_SETTINGS: Final[Mapping[str, str]] = {
+    "LOGGING": "gone: the log is always written (standard error, and log.file if set); "
+               "log_level sets how much",
+    **{name: _API_GONE for name in (
+        "API_BASE_URL", "API_UPLOAD_HOOK", "API_DOWNLOAD_HOOK", "API_LS_HOOK",
+        "API_SUBMIT_HOOK", "API_CHECK_STATUS_HOOK", "API_HEADER")},
+}
+"""Settings of EFI's first job manager that have no home here, each with why."""
 
 
 #: What the first job manager's ``EXECUTION_CONNECTOR`` values are here.
@@ -60,6 +73,9 @@ def legacy_hint(key: str) -> str | None:
     if key.upper() == "EXECUTION_CONNECTOR":
         return ("EXECUTION_CONNECTOR of the first EFI job manager: 'HPC' is "
                 f"{EXECUTION_CONNECTORS['HPC']}; 'LOCAL' is {EXECUTION_CONNECTORS['LOCAL']}")
+    gone = GONE_SETTINGS.get(key.upper())
+    if gone is not None:
+        return f"{key.upper()} of the first EFI job manager is {gone}"
     home = LEGACY_SETTINGS.get(key.upper())
     if home is None:
         return None

@@ -21,6 +21,7 @@ import attrs
 
 from efi_job_manager.config.masking import redacted_repr
 from efi_job_manager.config.values import (
+    Check,
     CommaList,
     Command,
     Convert,
@@ -43,12 +44,17 @@ __all__ = [
     "DestinationSettings",
     "EfiDbSettings",
     "EmailSettings",
+    "LogSettings",
     "ManagerSettings",
+    "MetricsSettings",
     "NotifySettings",
     "PipelineSettings",
     "ResourceProfiles",
     "ResourceSettings",
 ]
+
+Port = Annotated[int, Check("a TCP port (1-65535)", lambda n: 0 < n < 65536)]
+LogFormatName = Annotated[str, Check('"text" or "json"', lambda text: text in ("text", "json"))]
 
 GracePeriod = Annotated[float, duration(
     minimum=60.0, why="a shorter one takes a slow start for a lost job")]
@@ -294,3 +300,39 @@ class ResourceProfiles:
             if name:
                 resources = resources.overlay(self.profiles.get(name))
         return resources
+
+
+@attrs.frozen
+class LogSettings:
+    """Where and how the log is written (``[log]``); it always goes to standard error.
+
+    Attributes:
+        format: ``"text"`` or ``"json"`` (one JSON object per line); ``--log-format``
+            overrides it.
+        file: A log file written as well as standard error, rotated by size; not set: none.
+            One file per manager process: two processes must not write the same file.
+        max_size: Rotate the file when it reaches this size, in MiB or with a unit
+            (``"50M"``, ``"1G"``).
+        backups: How many rotated files to keep (``<file>.1`` … ``<file>.N``).
+    """
+
+    format: LogFormatName = "text"
+    file: ResolvedPath | None = None
+    max_size: MemorySize = 50
+    backups: Count = 5
+
+
+@attrs.frozen
+class MetricsSettings:
+    """The Prometheus endpoint of ``run`` (``[metrics]``): off unless ``port`` is set.
+
+    The metrics and what to watch are in ``docs/monitoring.md``.
+
+    Attributes:
+        port: Serve ``/metrics`` on this TCP port while ``run`` runs; not set: no endpoint.
+        address: The address the endpoint listens on; ``127.0.0.1`` keeps it on this host,
+            ``0.0.0.0`` opens it to every network the host is on.
+    """
+
+    port: Port | None = None
+    address: Text = "127.0.0.1"

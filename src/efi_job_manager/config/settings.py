@@ -27,7 +27,9 @@ from efi_job_manager.config.legacy import legacy_hint
 from efi_job_manager.config.masking import redact, show
 from efi_job_manager.config.sections import (
     DestinationSettings,
+    LogSettings,
     ManagerSettings,
+    MetricsSettings,
     NotifySettings,
     PipelineSettings,
     ResourceProfiles,
@@ -101,8 +103,9 @@ class Settings:
             (every job), a pipeline's short name (``est``, ``generatessn``, ``gnt``…, or the
             ``pipeline_name`` of an override) or a job type; any other name is an error
             ("did you mean").
-        log_level: The log level, a `logging` level name (upper case); the log goes to
-            standard error.
+        log_level: The log level, a `logging` level name (upper case).
+        log: Where and how the log is written: its format and an optional rotating file.
+        metrics: The optional Prometheus endpoint of ``run``.
         config_file: The file these settings were read from, absolute; ``None`` if none.
     """
 
@@ -114,6 +117,8 @@ class Settings:
     notify: NotifySettings = attrs.field(factory=NotifySettings)
     resources: Mapping[str, ResourceSettings] = attrs.field(factory=dict)
     log_level: LogLevel = "INFO"
+    log: LogSettings = attrs.field(factory=LogSettings)
+    metrics: MetricsSettings = attrs.field(factory=MetricsSettings)
     config_file: Path | None = attrs.field(default=None, metadata=NOT_A_SETTING)
     _sources: _Sources = attrs.field(factory=_Sources, eq=False, repr=False,
                                      metadata=NOT_A_SETTING)
