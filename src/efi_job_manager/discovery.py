@@ -33,12 +33,21 @@ __all__ = [
     "available_connectors",
     "load_connector",
     "load_connectors",
+    "package_version",
 ]
 
 log = logging.getLogger(__name__)
 
 #: The entry point group connectors register under.
 NAMESPACE = "efi_job_manager.connectors"
+
+
+def package_version() -> str:
+    """The installed efi-job-manager's version (``unknown`` when run from a bare tree)."""
+    try:
+        return importlib.metadata.version("efi-job-manager")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 #: The connectors this project ships, by entry point name → their distribution.

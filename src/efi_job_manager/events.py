@@ -42,6 +42,8 @@ class JobEvent:
         destination: The destination the job ran on, if any.
         scheduler_id: The scheduler's id, if any.
         job_name: The row's ``jobName``, for messages to users.
+        cause: For a failure, its class (`efi_job_manager.metrics.FailureCause`: ``input``,
+            ``pipeline``, ``time_limit``…), if known.
     """
 
     kind: EventKind
@@ -53,6 +55,7 @@ class JobEvent:
     destination: str | None = None
     scheduler_id: str | None = None
     job_name: str | None = None
+    cause: str | None = None
 
 
 #: A subscriber receives every event.

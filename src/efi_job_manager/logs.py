@@ -11,12 +11,14 @@ import contextlib
 import contextvars
 import json
 import logging
+import logging.handlers
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal, TextIO
 
-__all__ = ["LogFormat", "about_job", "configure_logging"]
+__all__ = ["LogFormat", "about_job", "add_log_file", "configure_logging"]
 
 LogFormat = Literal["text", "json"]
 """The shapes of a log line: ``text`` for people, ``json`` (one object a line) for collectors."""
@@ -101,7 +103,26 @@ def configure_logging(level: int | str, fmt: LogFormat = "text",
     for old in list(root.handlers):
         if getattr(old, "_efi_job_manager", False):
             root.removeHandler(old)
+            old.close()  # a file is closed; a stream handler leaves its stream open
     handler._efi_job_manager = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    return handler
+
+
+def add_log_file(path: Path, fmt: LogFormat = "text", *, max_bytes: int,
+                 backups: int) -> logging.Handler:
+    """Also write the root logger's records to ``path``, rotated at ``max_bytes``.
+
+    ``backups`` rotated files are kept (``<path>.1`` …); `configure_logging` removes the
+    handler again. The file is opened now, so a path that cannot be written fails here.
+
+    Raises:
+        OSError: the file cannot be opened for appending.
+    """
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes,
+                                                   backupCount=backups, encoding="utf-8")
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+    handler._efi_job_manager = True  # type: ignore[attr-defined]
+    logging.getLogger().addHandler(handler)
     return handler

@@ -24,6 +24,7 @@ from typing import Any
 from efi_job_manager.catalogue import CatalogueError
 from efi_job_manager.cli.jobs import CommandError, jobs_command
 from efi_job_manager.cli.parser import build_parser
+from efi_job_manager.cli.status import status_command
 from efi_job_manager.config import ConfigError, Settings
 from efi_job_manager.config.reference import toml_key, toml_value
 from efi_job_manager.discovery import (
@@ -31,8 +32,8 @@ from efi_job_manager.discovery import (
     ConnectorNotFound,
     available_connectors,
 )
-from efi_job_manager.logs import configure_logging
-from efi_job_manager.manager import CycleReport, JobManager
+from efi_job_manager.logs import LogFormat, add_log_file, configure_logging
+from efi_job_manager.manager import CycleReport, JobManager, PlannedAction
 from efi_job_manager.models import ModelError
 from efi_job_manager.schema import TableExists, create_tables
 from efi_job_manager.sitecheck import check_site
@@ -51,8 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.config = getattr(args, "config", None)
     args.debug = getattr(args, "debug", False)
-    args.log_format = getattr(args, "log_format", "text")
-    configure_logging(logging.DEBUG if args.debug else logging.INFO, args.log_format)
+    args.log_format = getattr(args, "log_format", None)
+    configure_logging(logging.DEBUG if args.debug else logging.INFO, args.log_format or "text")
     try:
         return _dispatch(args)
     except _USAGE_ERRORS as exc:
@@ -75,9 +76,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, and the log as they say: its level, format and file."""
     settings = Settings.load(args.config)
-    if not args.debug:
-        logging.getLogger().setLevel(settings.log_level)
+    log_format: LogFormat = args.log_format or ("json" if settings.log.format == "json"
+                                                else "text")
+    level = logging.DEBUG if args.debug else settings.log_level
+    configure_logging(level, log_format)
+    if settings.log.file is not None:
+        try:
+            add_log_file(settings.log.file, log_format, max_bytes=settings.log.max_size << 20,
+                         backups=settings.log.backups)
+        except OSError as exc:
+            raise ConfigError(f"log.file: cannot write {settings.log.file}: "
+                              f"{exc.strerror or exc}") from None
     return settings
 
 
@@ -97,7 +108,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _config_show(settings, as_json=args.json)
     with _manager(settings, dry_run=getattr(args, "dry_run", None) or None) as manager:
         if args.command == "run":
-            return _run(manager, once=args.once or args.dry_run)
+            once = args.once or args.dry_run
+            if not once and settings.metrics.port is not None:
+                manager.metrics.serve(settings.metrics.address, settings.metrics.port)
+            return _run(manager, once=once)
+        if args.command == "status":
+            return status_command(manager, as_json=args.json)
         return jobs_command(manager, args)
 
 
@@ -194,8 +210,15 @@ def _run(manager: JobManager, *, once: bool) -> int:
 
 def _log_plan(report: CycleReport) -> None:
     for action in report.planned:
-        where = f" on {action.destination}" if action.destination else ""
-        log.info("dry run: job %s: would %s%s", action.job_id, action.action, where)
+        log.info("dry run: job %s: %s", action.job_id, _planned(action))
+
+
+def _planned(action: PlannedAction) -> str:
+    """What a dry run would do with one job, in words."""
+    if action.action == "hold":
+        return f"held back ({action.detail})"
+    where = f" on {action.destination}" if action.destination else ""
+    return f"would {action.action}{where}"
 
 
 def _print_report(report: CycleReport) -> None:
@@ -212,11 +235,10 @@ def _print_plan(report: CycleReport) -> None:
     if not report.planned:
         print("dry run: nothing to do")
     for action in report.planned:
-        where = f" on {action.destination}" if action.destination else ""
-        print(f"job {action.job_id}: would {action.action}{where}")
+        print(f"job {action.job_id}: {_planned(action)}")
         if action.command:
             print("  command: " + " ".join(action.command))
-        if action.detail:
+        if action.detail and action.action != "hold":
             for line in action.detail.rstrip().splitlines():
                 print(f"  {line}")
     for error in report.errors:

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from efi_job_manager.discovery import package_version
+
 __all__ = ["build_parser", "package_version"]
-
-
-def package_version() -> str:
-    """The installed efi-job-manager's version (``unknown`` when run from a bare tree)."""
-    try:
-        return version("efi-job-manager")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _common() -> argparse.ArgumentParser:
@@ -45,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="print what a cycle would do; write and submit nothing")
 
+    status = commands.add_parser(
+        "status", parents=[common],
+        help="jobs by status, what waits and why, and the managers' last cycles "
+             "(exit 1 if no manager is running)")
+    status.add_argument("--json", action="store_true", help="as one JSON object")
     commands.add_parser("check", parents=[common],
                         help="check the configuration, database, table and connectors")
     commands.add_parser("connectors", parents=[common],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,15 @@ from efi_job_manager.connector import JobSpec, Resources
 from efi_job_manager.events import EventBus, EventKind, JobEvent
 from efi_job_manager.faults import SiteFaults, reached
 from efi_job_manager.jobdir import JobDirectory, UnsafeJobDirectory
+from efi_job_manager.manager.limits import LimitCheck
+from efi_job_manager.manager.presence import PresenceFile
 from efi_job_manager.manager.report import Cycle, Destination
+from efi_job_manager.metrics import FailureCause, ManagerMetrics
 from efi_job_manager.models import Job
 from efi_job_manager.repository import (
     InvalidSchedulerId,
     JobRepository,
+    RunningCounts,
     column_value,
     is_stand_in,
 )
@@ -91,6 +95,11 @@ class ManagerBase:
         self._closers: list[Callable[[], object]] = []
         self.faults = SiteFaults(log, first=max(2 * settings.interval, 60.0))
         self._statuses_checked = False
+        #: The manager's Prometheus metrics (served by ``run`` when ``[metrics] port`` is set).
+        self.metrics = ManagerMetrics()
+        self._presence: PresenceFile | None = None  # written from the first cycle on
+        self.events.subscribe(
+            lambda event: self.metrics.on_event(event, self._pipeline_name(event.job_type)))
 
     @property
     def results_dir(self) -> Path:
@@ -184,14 +193,14 @@ class ManagerBase:
 
 
     def _event(self, kind: EventKind, job: Job, reason: str | None = None,
-               scheduler_id: str | None = None) -> None:
+               scheduler_id: str | None = None, cause: FailureCause | None = None) -> None:
         self.events.emit(JobEvent(
             kind, job.id, job.job_type, job.user_id, self.clock(), reason,
-            self._destination_of.get(job.id), scheduler_id, job.jobName))
+            self._destination_of.get(job.id), scheduler_id, job.jobName, cause))
 
 
-    def _fail(self, cycle: Cycle, job: Job, from_: Status, reason: str,
-              **details: Any) -> None:
+    def _fail(self, cycle: Cycle, job: Job, from_: Status, reason: str, *,
+              cause: FailureCause, **details: Any) -> None:
         """Fail a job for its own fault: reason in ``failure.json``, the log and the event.
 
         A reason that cannot be written (the results directory read-only or full) is
@@ -219,7 +228,7 @@ class ManagerBase:
         reached("failure-recorded")
         if self.repository.transition(job.id, from_, Status.FAILED):
             cycle.failed.append((job.id, reason))
-            self._event(EventKind.FAILED, job, reason)
+            self._event(EventKind.FAILED, job, reason, cause=cause)
         else:
             cycle.lost_races.append(job.id)
 
@@ -277,8 +286,23 @@ class ManagerBase:
         return True
 
 
+    def _limits(self, counts: RunningCounts,
+                unavailable: Mapping[str, str] | Collection[str] = ()) -> LimitCheck:
+        """The limits over ``counts``; ``unavailable`` destinations take no job."""
+        return LimitCheck(self.settings, counts, destinations=self.destinations,
+                          route=self.route, pipeline_name=self._pipeline_name,
+                          unavailable=unavailable)
+
+
+    def _find(self, destination: Destination, job: Job, claim: str) -> list[str]:
+        """The scheduler ids of this claim's submissions of ``job`` (`BaseConnector.find_job`)."""
+        with self.metrics.command(destination.name, "find"):
+            return list(destination.connector.find_job(self._spec(job, claim=claim)))
+
+
     def _cancel_quietly(self, destination: Destination, ids: list[str]) -> None:
         try:
-            destination.connector.cancel_jobs(ids)
+            with self.metrics.command(destination.name, "cancel"):
+                destination.connector.cancel_jobs(ids)
         except Exception as exc:
             log.error("destination %s: cannot cancel %s: %s", destination.label, ids, exc)

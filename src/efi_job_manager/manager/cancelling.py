@@ -43,7 +43,8 @@ class CancelStep(ManagerBase):
                 cycle.planned.extend(PlannedAction(j.id, "cancel", name) for j, _ in group)
                 continue
             try:
-                self.destinations[name].connector.cancel_jobs(ids)
+                with self.metrics.command(name, "cancel"):
+                    self.destinations[name].connector.cancel_jobs(ids)
             except Exception as exc:  # a connector's bug must not stop the cycle
                 cycle.errors.append(f"cancelling {', '.join(ids)} on {name}: {exc}")
                 log.warning("destination %s: cannot cancel %s: %s",
@@ -63,7 +64,7 @@ class CancelStep(ManagerBase):
         """The submissions of a cancelled job whose scheduler id was never stored."""
         destination = self.destination_of(job)
         try:
-            found = list(destination.connector.find_job(self._spec(job, claim=claim)))
+            found = self._find(destination, job, claim)
         except Exception as exc:
             cycle.errors.append(f"looking up cancelled job {job.id}: {exc}")
             return []

@@ -16,9 +16,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from efi_job_manager.catalogue import Catalogue, CatalogueError, EfiDatabases
 from efi_job_manager.config import ConfigError, Settings
 from efi_job_manager.config.errors import Problem
-from efi_job_manager.discovery import load_connectors
+from efi_job_manager.discovery import load_connectors, package_version
 from efi_job_manager.manager.cancelling import CancelStep
+from efi_job_manager.manager.overview import OverviewStep
 from efi_job_manager.manager.polling import PollStep
+from efi_job_manager.manager.presence import PresenceFile
 from efi_job_manager.manager.recovery import RecoverStep
 from efi_job_manager.manager.report import Cycle, CycleAborted, CycleReport, Destination
 from efi_job_manager.models import ModelError, job_classes, load_job_model
@@ -32,7 +34,7 @@ __all__ = ["JobManager"]
 log = logging.getLogger("efi_job_manager.manager")
 
 
-class JobManager(CancelStep, RecoverStep, PollStep):
+class JobManager(CancelStep, RecoverStep, PollStep, OverviewStep):
     """Moves EFI-Web's jobs through their life on one or more clusters.
 
     Build it with `JobManager.from_settings` or directly with its parts. It is
@@ -167,7 +169,13 @@ class JobManager(CancelStep, RecoverStep, PollStep):
 
 
     def close(self) -> None:
-        """Deliver pending notifications, then close every connector and the database engine."""
+        """Deliver pending notifications, then close every connector and the database engine.
+
+        The manager's heartbeat says it stopped, and its metrics endpoint closes.
+        """
+        if self._presence is not None:
+            self._presence.stopped(self.clock())
+        self.metrics.close()
         for closer in self._closers:
             try:
                 closer()
@@ -184,6 +192,7 @@ class JobManager(CancelStep, RecoverStep, PollStep):
     def run_once(self) -> CycleReport:
         """Run one cycle and return what changed. Never raises for a job's or a cluster's fault."""
         cycle = Cycle(now=self.clock())
+        began = time.monotonic()
         if not self._statuses_checked:
             self._warn_unknown_statuses()
         steps: Sequence[Callable[[Cycle], None]] = (
@@ -206,12 +215,34 @@ class JobManager(CancelStep, RecoverStep, PollStep):
         with contextlib.suppress(SQLAlchemyError):
             cycle.running = self.repository.count(Status.RUNNING)
         report = cycle.report()
+        self._cycle_done(cycle, report, time.monotonic() - began)
         if report.changed or report.errors:
             log.info("cycle: %d started, %d finished, %d failed, %d cancelled, %d recovered, "
                      "%d running%s", len(report.started), len(report.finished),
                      len(report.failed), len(report.cancelled), len(report.recovered),
                      report.running, f", {len(report.errors)} errors" if report.errors else "")
         return report
+
+
+    def _cycle_done(self, cycle: Cycle, report: CycleReport, seconds: float) -> None:
+        """Count the cycle in the metrics and say in the heartbeat file that it ran."""
+        self.metrics.cycle_ended(seconds, len(report.errors))
+        paused = self.paused_destinations()
+        self.metrics.set_paused({name: name in paused for name in [*self.destinations, "start"]})
+        if self.metrics.serving:
+            try:
+                self.metrics.set_job_counts(self.job_counts())
+                oldest = self.oldest_waiting(cycle.now)
+                self.metrics.oldest_waiting.set((oldest[1] or 0.0) if oldest else 0.0)
+            except SQLAlchemyError:
+                pass  # the cycle said so already; the gauges keep their last values
+        if self.dry_run:
+            return  # a dry run writes nothing
+        if self._presence is None:
+            self._presence = PresenceFile.for_this_process(
+                self.results_dir, version=package_version(), started=cycle.now,
+                interval=self.interval)
+        self._presence.cycle(cycle.now, seconds, report.errors, paused)
 
 
     def _warn_unknown_statuses(self) -> None:

@@ -22,6 +22,7 @@ from efi_job_manager.jobdir import UnsafeJobDirectory
 from efi_job_manager.logs import about_job
 from efi_job_manager.manager.base import ManagerBase
 from efi_job_manager.manager.report import Cycle, PlannedAction
+from efi_job_manager.metrics import FailureCause
 from efi_job_manager.models import Job
 from efi_job_manager.results import ResultError, read_stats, stats_to_columns
 from efi_job_manager.status import SchedulerState, Status
@@ -51,7 +52,8 @@ class PollStep(ManagerBase):
             sids = {job.id: self._scheduler_id(job) for job in group}
             ids = [sid for sid in sids.values() if sid is not None]
             try:
-                statuses = connector.get_job_statuses(ids) if ids else {}
+                with self.metrics.command(name, "status"):
+                    statuses = connector.get_job_statuses(ids) if ids else {}
             except Exception as exc:  # a connector's bug must not stop the cycle
                 cycle.unavailable.add(name)
                 cycle.errors.append(f"status of {len(ids)} jobs on {name}: {exc}")
@@ -79,7 +81,7 @@ class PollStep(ManagerBase):
                 except UnsafeJobDirectory as exc:
                     if sid is not None:
                         self._cancel_quietly(self.destinations[name], [sid])
-                    self._fail(cycle, job, Status.RUNNING, str(exc))
+                    self._fail(cycle, job, Status.RUNNING, str(exc), cause=FailureCause.RESULTS)
                 except Exception:
                     log.exception("job %s: unexpected error handling status %s; it stays as "
                                   "it is", job.id, status.state.value)
@@ -119,11 +121,12 @@ class PollStep(ManagerBase):
             self._command_fault(cycle, job, status)
             return
         try:
-            connector.retrieve_job_results(spec)  # logs and partial outputs, if any
+            with self.metrics.command(self.destination_of(job).name, "retrieve"):
+                connector.retrieve_job_results(spec)  # logs and partial outputs, if any
         except ConnectorError as exc:
             log.warning("job %s: cannot retrieve the outputs of a failed job: %s", job.id, exc)
         reason = _failure_reason(status)
-        self._fail(cycle, job, Status.RUNNING, reason, **details)
+        self._fail(cycle, job, Status.RUNNING, reason, cause=_failure_cause(status), **details)
 
 
     def _command_fault(self, cycle: Cycle, job: Job, status: SchedulerStatus) -> None:
@@ -154,21 +157,22 @@ class PollStep(ManagerBase):
             return
         reason = (f"LOST: the scheduler has not known job {sid} for "
                   f"{waited:.0f} s ({status.reason or status.raw or 'absent'})")
-        self._fail(cycle, job, Status.RUNNING, reason, state="unknown", raw=status.raw,
-                   scheduler_id=sid)
+        self._fail(cycle, job, Status.RUNNING, reason, cause=FailureCause.LOST, state="unknown",
+                   raw=status.raw, scheduler_id=sid)
 
 
     def _collect(self, cycle: Cycle, job: Job, connector: BaseConnector, spec: JobSpec,
                  details: Mapping[str, Any]) -> None:
         try:
-            job_dir = connector.retrieve_job_results(spec)
+            with self.metrics.command(self.destination_of(job).name, "retrieve"):
+                job_dir = connector.retrieve_job_results(spec)
         except TransientError as exc:
             cycle.errors.append(f"results of job {job.id}: {exc}")
             log.warning("job %s: results not retrievable yet: %s", job.id, exc)
             return
         except PermanentError as exc:
             self._fail(cycle, job, Status.RUNNING, f"results cannot be retrieved: {exc}",
-                       **details)
+                       cause=FailureCause.RESULTS, **details)
             return
         except Exception as exc:
             log.exception("job %s: retrieving results failed; trying again next cycle", job.id)
@@ -179,11 +183,13 @@ class PollStep(ManagerBase):
         try:
             stats = read_stats(job_dir) if columns else {}
         except ResultError as exc:
-            self._fail(cycle, job, Status.RUNNING, str(exc), **details)
+            self._fail(cycle, job, Status.RUNNING, str(exc), cause=FailureCause.RESULTS,
+                       **details)
             return
         update = stats_to_columns(type(job), stats, columns)
         if update.errors:
-            self._fail(cycle, job, Status.RUNNING, "; ".join(update.errors), **details)
+            self._fail(cycle, job, Status.RUNNING, "; ".join(update.errors),
+                       cause=FailureCause.RESULTS, **details)
             return
         completion = self.repository.complete(job, Status.FINISHED, update.columns)
         if completion.won:
@@ -199,6 +205,13 @@ class PollStep(ManagerBase):
 
 #: Exit codes of a command that could not be run (not found, not executable).
 _CANNOT_RUN = frozenset({126, 127})
+
+
+def _failure_cause(status: SchedulerStatus) -> FailureCause:
+    if status.state is SchedulerState.CANCELLED:
+        return FailureCause.CANCELLED_ON_CLUSTER
+    return {"TIMEOUT": FailureCause.TIME_LIMIT, "OUT_OF_MEMORY": FailureCause.MEMORY}.get(
+        status.reason or "", FailureCause.PIPELINE)
 
 
 def _failure_reason(status: SchedulerStatus) -> str:

@@ -8,6 +8,7 @@ from efi_job_manager.events import EventKind
 from efi_job_manager.faults import reached
 from efi_job_manager.manager.report import Cycle, Destination, PlannedAction
 from efi_job_manager.manager.starting import StartStep
+from efi_job_manager.metrics import FailureCause
 from efi_job_manager.models import Job
 from efi_job_manager.repository import InvalidSchedulerId, column_value, since
 from efi_job_manager.status import Status
@@ -37,8 +38,7 @@ class RecoverStep(StartStep):
             claim = self.job_dir(job.id).claim_of(job.uuid)
             try:
                 # only this claim's submissions: never an earlier run's, never another row's
-                found = [] if claim is None else list(
-                    destination.connector.find_job(self._spec(job, claim=claim)))
+                found = [] if claim is None else self._find(destination, job, claim)
             except Exception as exc:
                 # Not knowing whether it was submitted is not "not submitted": submitting
                 # again could run it twice. Try again next cycle.
@@ -62,7 +62,7 @@ class RecoverStep(StartStep):
         try:
             column_value(job.id, keep)
         except InvalidSchedulerId as exc:
-            self._fail(cycle, job, Status.RUNNING, str(exc))
+            self._fail(cycle, job, Status.RUNNING, str(exc), cause=FailureCause.INTERNAL)
             return
         if not self._note_scheduler_id(job, destination, keep):
             cycle.errors.append(f"job {job.id}: cannot note its scheduler id {keep} in its "

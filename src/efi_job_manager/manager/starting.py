@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,13 +14,14 @@ from efi_job_manager.faults import SiteFault, probe_readable_dir, probe_writable
 from efi_job_manager.jobdir import UnsafeJobDirectory
 from efi_job_manager.logs import about_job
 from efi_job_manager.manager.base import ManagerBase
+from efi_job_manager.manager.limits import LimitCheck
 from efi_job_manager.manager.report import Cycle, PlannedAction
+from efi_job_manager.metrics import FailureCause
 from efi_job_manager.models import Job
 from efi_job_manager.repository import (
     CandidateJob,
     Gate,
     InvalidSchedulerId,
-    RunningCounts,
     column_value,
 )
 from efi_job_manager.status import Status
@@ -53,7 +52,7 @@ class StartStep(ManagerBase):
             if self.repository.transition(row.id, Status.NEW, Status.FAILED):
                 cycle.failed.append((row.id, reason))
                 self.events.emit(JobEvent(EventKind.FAILED, row.id, row.job_type, None,
-                                          cycle.now, reason))
+                                          cycle.now, reason, cause=FailureCause.UNKNOWN_TYPE))
 
 
     def _submit_new(self, cycle: Cycle) -> None:
@@ -62,9 +61,9 @@ class StartStep(ManagerBase):
         free = min(self.settings.max_running_jobs - running, self.settings.claim_batch)
         if free <= 0:
             return
-        gate = self._gate(cycle.unavailable)
         if self.dry_run:
-            self._plan_new(cycle, free, gate(self.repository.running_counts()))
+            self._plan_new(cycle, free, self._limits(self.repository.running_counts(),
+                                                     cycle.unavailable))
             return
         try:
             probe_writable_dir(self.results_dir, "the results directory")
@@ -82,7 +81,7 @@ class StartStep(ManagerBase):
         for _ in range(free):
             if self._halted(cycle) or cycle.site_fault:
                 return
-            claimed = self.repository.claim_new(1, gate=gate)
+            claimed = self.repository.claim_new(1, gate=self._gate(cycle.unavailable))
             if not claimed:
                 return
             reached("claimed")
@@ -93,7 +92,8 @@ class StartStep(ManagerBase):
             except Exception as exc:  # whatever a row holds, it fails only itself
                 log.exception("job %s: unexpected error while starting it", claimed[0].id)
                 self._fail(cycle, claimed[0], Status.RUNNING,
-                           f"internal error while starting the job: {type(exc).__name__}: {exc}")
+                           f"internal error while starting the job: {type(exc).__name__}: {exc}",
+                           cause=FailureCause.INTERNAL)
 
 
     def _check_destinations(self, cycle: Cycle) -> None:
@@ -115,7 +115,8 @@ class StartStep(ManagerBase):
             needs = self.catalogue.site_needs(
                 t for t in self.catalogue.job_types() if self.route(t) == name)
             try:
-                missing = destination.connector.check_site(needs.executables, needs.paths)
+                with self.metrics.command(name, "check_site"):
+                    missing = destination.connector.check_site(needs.executables, needs.paths)
             except Exception as exc:  # not knowing is no reason to hold jobs back
                 log.warning("destination %s: cannot check its pipeline's files: %s",
                             destination.label, exc)
@@ -138,59 +139,20 @@ class StartStep(ManagerBase):
         Per-pipeline limits count job types and pipeline names; a destination's
         limit counts the running jobs whose job type is routed to it now.
         """
-        per_pipeline = self.settings.max_running_jobs_per_pipeline
-
-        def gate(counts: RunningCounts) -> Callable[[CandidateJob], bool]:
-            by_user = dict(counts.by_user)
-            by_type: Counter[str] = Counter()  # per job type and per pipeline name
-            by_destination: Counter[str] = Counter()
-            for job_type, n in counts.by_job_type.items():
-                by_type[job_type] += n
-                pipeline = self._pipeline_name(job_type)
-                if pipeline and pipeline != job_type:
-                    by_type[pipeline] += n
-                by_destination[self.route(job_type)] += n
-            total = counts.total
-
-            def accept(candidate: CandidateJob) -> bool:
-                nonlocal total
-                destination = self.destinations[self.route(candidate.job_type)]
-                if total >= self.settings.max_running_jobs or destination.name in unavailable:
-                    return False
-                user = candidate.user_id
-                if (self.settings.max_running_jobs_per_user is not None and user is not None
-                        and by_user.get(user, 0) >= self.settings.max_running_jobs_per_user):
-                    return False
-                pipeline = self.catalogue.pipeline_name(candidate.job_type)
-                if any(key in per_pipeline and by_type[key] >= per_pipeline[key]
-                       for key in (candidate.job_type, pipeline)):
-                    return False
-                if (destination.max_running_jobs is not None
-                        and by_destination[destination.name] >= destination.max_running_jobs):
-                    return False
-                total += 1
-                if user is not None:
-                    by_user[user] = by_user.get(user, 0) + 1
-                by_type[candidate.job_type] += 1
-                if pipeline != candidate.job_type:
-                    by_type[pipeline] += 1
-                by_destination[destination.name] += 1
-                return True
-
-            return accept
-
-        return gate
+        return lambda counts: self._limits(counts, unavailable).accept
 
 
-    def _plan_new(self, cycle: Cycle, free: int,
-                  accept: Callable[[CandidateJob], bool]) -> None:
+    def _plan_new(self, cycle: Cycle, free: int, limits: LimitCheck) -> None:
         candidates = self.repository.jobs([Status.NEW], limit=4 * free, newest_first=False)
         candidates.sort(key=lambda j: (j.timeCreated or datetime.min, j.id))
         planned = 0
         for job in candidates:
             if planned >= free:
                 break
-            if not accept(CandidateJob(job.id, job.job_type, job.user_id, job.timeCreated)):
+            hold = limits.hold(CandidateJob(job.id, job.job_type, job.user_id, job.timeCreated))
+            if hold is not None:
+                cycle.planned.append(PlannedAction(job.id, "hold", self.route(job.job_type),
+                                                   detail=str(hold)))
                 continue
             planned += 1
             name = self.route(job.job_type)
@@ -220,7 +182,7 @@ class StartStep(ManagerBase):
             prepared = self.catalogue.prepare(job, job_dir=jd.path, input_dir=self.input_dir,
                                               results_dir=self.results_dir)
         except JobInputError as exc:
-            self._fail(cycle, job, Status.RUNNING, str(exc))
+            self._fail(cycle, job, Status.RUNNING, str(exc), cause=FailureCause.INPUT)
             return None
         except SiteFault as exc:
             self._unclaim(cycle, job, str(exc))
@@ -229,7 +191,8 @@ class StartStep(ManagerBase):
             claim = jd.begin_claim(job.uuid, cycle.now)
             jd.stage(prepared.params, prepared.inputs, prepared.extra_files)
         except UnsafeJobDirectory as exc:
-            self._fail(cycle, job, Status.RUNNING, f"cannot stage the job: {exc}")
+            self._fail(cycle, job, Status.RUNNING, f"cannot stage the job: {exc}",
+                       cause=FailureCause.INPUT)
             return None
         except OSError as exc:
             self._unclaim(cycle, job, f"cannot stage jobs in the results directory "
@@ -264,11 +227,14 @@ class StartStep(ManagerBase):
         connector = destination.connector
         reached("staged")
         try:
-            params_path = connector.prepare_job_environment(spec)
+            with self.metrics.command(destination.name, "prepare"):
+                params_path = connector.prepare_job_environment(spec)
             reached("prepared")
-            scheduler_id = connector.submit_job(spec, params_path)
+            with self.metrics.command(destination.name, "submit"):
+                scheduler_id = connector.submit_job(spec, params_path)
         except PermanentError as exc:
-            self._fail(cycle, job, Status.RUNNING, f"submission refused: {exc}")
+            self._fail(cycle, job, Status.RUNNING, f"submission refused: {exc}",
+                       cause=FailureCause.REFUSED)
             return False
         except Exception as exc:  # transient, or a connector's bug: recovery decides later
             cycle.unavailable.add(destination.name)
@@ -281,7 +247,7 @@ class StartStep(ManagerBase):
             column_value(job.id, scheduler_id)
         except InvalidSchedulerId as exc:
             self._cancel_quietly(destination, [scheduler_id])
-            self._fail(cycle, job, Status.RUNNING, str(exc))
+            self._fail(cycle, job, Status.RUNNING, str(exc), cause=FailureCause.INTERNAL)
             return False
         if not self._note_scheduler_id(job, destination, scheduler_id):
             self._cancel_quietly(destination, [scheduler_id])
@@ -297,6 +263,8 @@ class StartStep(ManagerBase):
             return False
         reached("id-stored")
         cycle.started.append(job.id)
+        waited = (cycle.now - job.timeCreated).total_seconds() if job.timeCreated else None
+        self.metrics.submitted(destination.name, spec.pipeline, waited)
         log.info("job %s (%s) submitted to %s as %s", job.id, job.job_type, destination.name,
                  scheduler_id)
         self._event(EventKind.STARTED, job, scheduler_id=scheduler_id)

@@ -108,6 +108,26 @@ class ReadQueries(RepositoryBase):
             return {(value.decode() if isinstance(value, bytes) else str(value)): int(n)
                     for value, n in conn.execute(stmt)}
 
+    def counts_by_status_and_type(self) -> dict[tuple[str, str], int]:
+        """Return ``(raw status, job_type) → number of rows``, every row counted."""
+        table = self._table
+        status = func.binary(table.c.status) if self._binary else table.c.status
+        stmt = select(status, table.c.job_type, func.count()).group_by(status, table.c.job_type)
+        with self.engine.connect() as conn:
+            return {(_text(value), _text(job_type)): int(n)
+                    for value, job_type, n in conn.execute(stmt)}
+
+    def oldest_new(self) -> tuple[int, datetime | None] | None:
+        """Return the id and ``timeCreated`` of the oldest ``new`` row, if there is one."""
+        table = self._table
+        stmt = (select(table.c.id, table.c.timeCreated)
+                .where(self._eq(table.c.status, Status.NEW.value))
+                .order_by(table.c.timeCreated.is_(None), table.c.timeCreated, table.c.id)
+                .limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else (int(row[0]), row[1])
+
     def count(self, status: Status) -> int:
         """Return the number of rows with one status (an index range, whatever the table size)."""
         table = self._table
