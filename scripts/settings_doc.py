@@ -49,10 +49,10 @@ PARTS = (
          "the `EFI_JOB_MANAGER_*` variables (`efi_job_manager.config.Settings`).", Settings),
     Part("The `slurm` connector", "A destination's `settings` with `connector = \"slurm\"` "
          "(`efi_connector_slurm.config.SlurmSettings`; how the connector works: "
-         "[its README](../connectors-slurm/README.md)).", SlurmSettings, CONNECTOR_SETTINGS),
+         "`connectors-slurm/README.md` in the source tree).", SlurmSettings, CONNECTOR_SETTINGS),
     Part("The `local` connector", "A destination's `settings` with `connector = \"local\"` "
          "(`efi_connector_local.settings.LocalSettings`; how the connector works: "
-         "[its README](../connectors-local/README.md)).", LocalSettings, CONNECTOR_SETTINGS),
+         "`connectors-local/README.md` in the source tree).", LocalSettings, CONNECTOR_SETTINGS),
 )
 
 HEADER = f"""\

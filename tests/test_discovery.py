@@ -113,10 +113,14 @@ def test_a_class_that_is_not_a_connector_is_refused() -> None:
 
 
 @pytest.mark.usefixtures("test_plugins")
-def test_a_missing_name_lists_what_is_installed() -> None:
-    """Asking for a connector nobody installed names the usable and the broken ones."""
+def test_a_missing_name_lists_what_is_installed(caplog: pytest.LogCaptureFixture) -> None:
+    """Asking for a connector nobody installed names the usable and the broken ones.
+
+    Only our message says so: no warning of stevedore's comes before it.
+    """
     with pytest.raises(ConnectorNotFound) as info:
         load_connector("pbs")
+    assert not [r for r in caplog.records if r.name.startswith("stevedore")]
     message = str(info.value)
     assert "'pbs'" in message
     assert "testgood" in message

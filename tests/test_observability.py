@@ -31,6 +31,7 @@ from efi_job_manager.cli import main
 from efi_job_manager.discovery import package_version
 from efi_job_manager.manager import Destination
 from efi_job_manager.manager.presence import PRESENCE_DIR, ManagerPresence, read_presences
+from efi_job_manager.metrics import FailureCause
 from efi_job_manager.models import Job
 from efi_job_manager.repository import make_engine
 from efi_job_manager.schema import create_tables
@@ -177,7 +178,10 @@ def test_status_and_metrics_follow_a_real_run(
     # every job waited over 5 minutes: timeCreated is 5 to 9 minutes ago
     assert scraped[("efi_job_manager_queue_wait_seconds_bucket",
                     (("le", "300.0"), ("pipeline", "est")))] == 0
-    assert not any(name == "efi_job_manager_job_failures_total" for name, _ in scraped)
+    failures = [v for (name, _), v in scraped.items()
+                if name == "efi_job_manager_job_failures_total"]
+    assert len(failures) >= len(FailureCause)  # each cause of each pipeline, from 0 on
+    assert set(failures) == {0.0}
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0

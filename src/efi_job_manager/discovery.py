@@ -158,6 +158,9 @@ def connector_class(name: str) -> type[BaseConnector]:
     def reraise(_manager: Any, _entry_point: Any, exc: BaseException) -> None:
         raise exc
 
+    # looked up first: stevedore would log a warning of its own before NoMatches
+    if not importlib.metadata.entry_points(group=NAMESPACE, name=name):
+        raise ConnectorNotFound(name, available_connectors())
     try:
         driver = DriverManager(NAMESPACE, name, invoke_on_load=False,
                                on_load_failure_callback=reraise)

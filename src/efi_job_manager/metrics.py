@@ -11,14 +11,14 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from efi_job_manager.discovery import package_version
 from efi_job_manager.events import EventKind, JobEvent
 
-__all__ = ["FailureCause", "ManagerMetrics"]
+__all__ = ["OPERATIONS", "FailureCause", "ManagerMetrics"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,10 @@ _COMMAND_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 #: Seconds a job waits from its row's creation to its submission: seconds to days.
 _WAIT_BUCKETS = (1, 10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400, 7 * 86400)
 _CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0)
+
+
+#: The connector calls timed, as the ``operation`` label names them.
+OPERATIONS = ("prepare", "submit", "status", "retrieve", "cancel", "find", "check_site")
 
 
 class FailureCause(enum.StrEnum):
@@ -92,6 +96,25 @@ class ManagerMetrics:
                             ["destination"], registry=r)
         self._server: object | None = None
         self._job_labels: set[tuple[str, str, str]] = set()
+
+    def prepare(self, destinations: Sequence[str], pipelines: Sequence[str]) -> None:
+        """Create every labelled series at 0 for these destinations and pipelines.
+
+        So the first event of each is a rise ``rate`` and ``increase`` can see: a series
+        born at 1 is not.
+        """
+        for pipeline in pipelines:
+            self.finished.labels(pipeline)
+            self.queue_wait.labels(pipeline)
+            for cause in FailureCause:
+                self.failures.labels(pipeline, cause.value)
+        for destination in destinations:
+            self.paused.labels(destination)
+            for pipeline in pipelines:
+                self.submissions.labels(destination, pipeline)
+            for operation in OPERATIONS:
+                self.command_seconds.labels(destination, operation)
+                self.command_errors.labels(destination, operation)
 
     @property
     def serving(self) -> bool:

@@ -20,7 +20,7 @@ from typing import Any, Final
 import attrs
 from sqlalchemy import inspect
 
-from efi_job_manager.catalogue.jobtypes import JobType
+from efi_job_manager.catalogue.jobtypes import JOB_TYPES, JobType
 from efi_job_manager.catalogue.rowvalues import JobInputError, RowReader, fail, to_str
 from efi_job_manager.models import Job, column_meta
 
@@ -201,6 +201,11 @@ def _placeholders(template: str, where: str) -> set[str]:
                 f"(known: {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))})")
         names.add(field)
     return names
+
+
+def site_param_keys() -> frozenset[str]:
+    """The keys ``[pipelines] params`` may hold: site values some EST script or pipeline takes."""
+    return _SITE_OPTION_KEYS.union(*(t.additions for t in JOB_TYPES.values()))
 
 
 def check_site_params(params: Mapping[str, Any], types: Mapping[str, JobType]) -> dict[str, Any]:

@@ -16,17 +16,17 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from efi_job_manager.catalogue import CatalogueError
 from efi_job_manager.cli.jobs import CommandError, jobs_command
+from efi_job_manager.cli.migrate import config_migrate
 from efi_job_manager.cli.parser import build_parser
 from efi_job_manager.cli.status import status_command
 from efi_job_manager.config import ConfigError, Settings
-from efi_job_manager.config.reference import toml_key, toml_value
+from efi_job_manager.config.reference import toml_document
 from efi_job_manager.discovery import (
     ConnectorLoadError,
     ConnectorNotFound,
@@ -76,13 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    """The settings, and the log as they say: its level, format and file."""
+    """The settings, and the log as they say: its level, format and (for ``run``) file.
+
+    Only ``run`` writes the log file: an operator's ``status`` or ``jobs`` must not write
+    (or rotate) the daemon's file.
+    """
     settings = Settings.load(args.config)
     log_format: LogFormat = args.log_format or ("json" if settings.log.format == "json"
                                                 else "text")
     level = logging.DEBUG if args.debug else settings.log_level
     configure_logging(level, log_format)
-    if settings.log.file is not None:
+    if settings.log.file is not None and args.command == "run":
         try:
             add_log_file(settings.log.file, log_format, max_bytes=settings.log.max_size << 20,
                          backups=settings.log.backups)
@@ -99,6 +103,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_demo(Path(args.dir), delay=args.delay, timeout=args.timeout)
     if args.command == "connectors":
         return _connectors()
+    if args.command == "config" and args.config_command == "migrate":
+        return config_migrate(args.old, args.output)
     settings = _settings(args)
     if args.command == "init-db":
         return _init_db(settings)
@@ -111,6 +117,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             once = args.once or args.dry_run
             if not once and settings.metrics.port is not None:
                 manager.metrics.serve(settings.metrics.address, settings.metrics.port)
+            manager.one_shot = once
             return _run(manager, once=once)
         if args.command == "status":
             return status_command(manager, as_json=args.json)
@@ -146,20 +153,8 @@ def _config_show(settings: Settings, *, as_json: bool) -> int:
         return 0
     print(f"# {settings.config_file or 'no file: built-in defaults'} (and EFI_JOB_MANAGER_* "
           "variables); secrets masked")
-    _print_toml(shown, ())
+    print("\n".join(toml_document(shown)))
     return 0
-
-
-def _print_toml(table: Mapping[str, Any], path: tuple[str, ...]) -> None:
-    plain = {k: v for k, v in table.items() if not isinstance(v, Mapping)}
-    tables = {k: v for k, v in table.items() if isinstance(v, Mapping)}
-    if path and (plain or not tables):
-        print(f"\n[{'.'.join(toml_key(p) for p in path)}]")
-    for key, value in sorted(plain.items()):
-        if value is not None:
-            print(f"{toml_key(key)} = {toml_value(value)}")
-    for key, value in sorted(tables.items()):
-        _print_toml(value, (*path, key))
 
 
 def _init_db(settings: Settings) -> int:

@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         "show", parents=[common],
         help="print the effective configuration (file, environment, defaults), secrets masked")
     show.add_argument("--json", action="store_true", help="as JSON")
+    migrate = config_commands.add_parser(
+        "migrate", parents=[common],
+        help="turn a config/settings.py of EFI's first job manager into a settings file "
+             "(read, never run; no secret written)")
+    migrate.add_argument("old", type=Path, metavar="SETTINGS_PY")
+    migrate.add_argument("--output", "-o", type=Path, metavar="FILE",
+                         help="write the new file here (never over an existing one); "
+                              "default: standard output")
 
     _jobs(commands.add_parser("jobs", parents=[common], help="look at and act on jobs"), common)
 

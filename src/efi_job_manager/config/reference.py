@@ -33,8 +33,8 @@ import attrs
 from efi_job_manager.config.engine import DEFAULT_WORDS, expected_of, setting_keys
 from efi_job_manager.config.values import Convert
 
-__all__ = ["Key", "Table", "UndocumentedError", "about", "meanings", "tables", "toml_key",
-           "toml_value"]
+__all__ = ["Key", "Table", "UndocumentedError", "about", "meanings", "tables", "toml_document",
+           "toml_key", "toml_value"]
 
 _SECTION: Final = re.compile(r"^(Attributes|Args|Arguments|Returns|Raises|Yields|Examples?|"
                              r"Notes?|Methods):\s*$")
@@ -159,6 +159,23 @@ def toml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
     raise TypeError(f"no TOML for {value!r}")
+
+
+def toml_document(table: Mapping[str, Any], path: tuple[str, ...] = ()) -> list[str]:
+    """A nested mapping as the lines of a TOML file: plain keys first, then ``[tables]``.
+
+    None values are left out (TOML has no null).
+    """
+    plain = {k: v for k, v in table.items() if not isinstance(v, Mapping)}
+    subtables = {k: v for k, v in table.items() if isinstance(v, Mapping)}
+    lines = []
+    if path and (plain or not subtables):
+        lines.append(f"\n[{'.'.join(toml_key(p) for p in path)}]")
+    lines += [f"{toml_key(key)} = {toml_value(value)}"
+              for key, value in sorted(plain.items()) if value is not None]
+    for key, value in sorted(subtables.items()):
+        lines += toml_document(value, (*path, key))
+    return lines
 
 
 # --------------------------------------------------------------------------- helpers

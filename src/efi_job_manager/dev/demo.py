@@ -20,6 +20,7 @@ from typing import Any
 from efi_job_manager.catalogue import STANDIN_COMMAND
 from efi_job_manager.clock import utcnow
 from efi_job_manager.config import Settings
+from efi_job_manager.discovery import connector_class
 from efi_job_manager.manager import JobManager
 from efi_job_manager.models import updatable_columns
 from efi_job_manager.repository import make_engine
@@ -155,6 +156,7 @@ def _print_table(lines: list[list[str]]) -> None:
 def run_demo(root: Path, *, delay: float = 1.0, timeout: float = 120.0) -> int:
     """Run the demo in ``root`` and return the exit code (0 when it ends as expected)."""
     root = root.absolute()
+    connector_class("local")  # before making anything: the local connector must be installed
     _prepare_directory(root)
     config = _write_config(root, delay)
     settings = Settings.load(config, environ={})

@@ -97,7 +97,12 @@ class ManagerBase:
         self._statuses_checked = False
         #: The manager's Prometheus metrics (served by ``run`` when ``[metrics] port`` is set).
         self.metrics = ManagerMetrics()
+        self.metrics.prepare(list(self.destinations), sorted(
+            {self._pipeline_name(t) or t for t in catalogue.job_types()}))
         self._presence: PresenceFile | None = None  # written from the first cycle on
+        #: True for a process that runs one cycle and exits (``run --once`` from cron): its
+        #: heartbeat is one file per host, rewritten by each run and never marked stopped.
+        self.one_shot = False
         self.events.subscribe(
             lambda event: self.metrics.on_event(event, self._pipeline_name(event.job_type)))
 

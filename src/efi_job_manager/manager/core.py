@@ -208,10 +208,15 @@ class JobManager(CancelStep, RecoverStep, PollStep, OverviewStep):
                 cycle.errors.append(str(exc))
                 break
             except SQLAlchemyError as exc:
-                message = f"database unavailable during {step.__name__.strip('_')}: {exc}"
-                log.error("%s", message.splitlines()[0])
-                cycle.errors.append(message.splitlines()[0])
+                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                cycle.errors.append(f"database unavailable during {cycle.step}: {detail}")
+                # said once (ERROR), and once more (INFO) when a whole cycle reaches it again
+                self.faults.raise_fault("database", f"the database is unavailable: {detail}",
+                                        cycle.now)
                 break
+        else:
+            if not self._stop.is_set():
+                self.faults.clear("database")
         with contextlib.suppress(SQLAlchemyError):
             cycle.running = self.repository.count(Status.RUNNING)
         report = cycle.report()
@@ -241,7 +246,7 @@ class JobManager(CancelStep, RecoverStep, PollStep, OverviewStep):
         if self._presence is None:
             self._presence = PresenceFile.for_this_process(
                 self.results_dir, version=package_version(), started=cycle.now,
-                interval=self.interval)
+                interval=self.interval, one_shot=self.one_shot)
         self._presence.cycle(cycle.now, seconds, report.errors, paused)
 
 

@@ -100,18 +100,21 @@ class ManagerPresence:
 class PresenceFile:
     """This manager's heartbeat file: written after each cycle, marked stopped at the end."""
 
-    def __init__(self, results_dir: Path, presence: ManagerPresence) -> None:
-        name = _SAFE_NAME.sub("_", f"{presence.host}-{presence.pid}") + ".json"
-        self.path = results_dir / PRESENCE_DIR / name
+    def __init__(self, results_dir: Path, presence: ManagerPresence, *,
+                 one_shot: bool = False) -> None:
+        """The file of ``presence``; a one-shot run's is ``<host>-once.json``, never stopped."""
+        key = f"{presence.host}-once" if one_shot else f"{presence.host}-{presence.pid}"
+        self.path = results_dir / PRESENCE_DIR / (_SAFE_NAME.sub("_", key) + ".json")
         self.presence = presence
+        self.one_shot = one_shot
         self._failed = False
 
     @classmethod
     def for_this_process(cls, results_dir: Path, *, version: str, started: datetime,
-                         interval: float) -> PresenceFile:
+                         interval: float, one_shot: bool = False) -> PresenceFile:
         """The heartbeat file of the calling process."""
         return cls(results_dir, ManagerPresence(socket.gethostname(), os.getpid(), version,
-                                                started, interval))
+                                                started, interval), one_shot=one_shot)
 
     def cycle(self, began: datetime, seconds: float, errors: tuple[str, ...],
               paused: Mapping[str, str]) -> None:
@@ -124,8 +127,8 @@ class PresenceFile:
         self._write()
 
     def stopped(self, when: datetime) -> None:
-        """Record that this manager stopped (after at least one cycle)."""
-        if self.presence.cycles:
+        """Record that this manager stopped (after at least one cycle; not a one-shot run)."""
+        if self.presence.cycles and not self.one_shot:
             self.presence = attrs.evolve(self.presence, stopped=when)
             self._write()
 
