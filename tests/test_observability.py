@@ -334,3 +334,45 @@ backups = 2
     assert main(["run", "--config", str(config), "--once"]) == 2
     assert "log.file: cannot write" in capsys.readouterr().err
     os.chmod(blocked, 0o700)
+
+
+def test_what_a_row_holds_never_becomes_a_metric_label(site: Site) -> None:
+    """Odd statuses and job types count as ``unknown``: rows cannot multiply the series."""
+    manager = site.manager()
+    site.insert(fasta_job(1), *(fasta_job(i, job_type=f"est_generate_pdb{i}")
+                                for i in range(2, 6)),
+                *(fasta_job(i, status=f"paused-{i}") for i in range(6, 9)))
+    run_until(manager, lambda: site.status(1) == "finished"
+              and all(site.status(i) == "failed" for i in range(2, 6)))
+    manager.metrics.serve("127.0.0.1", 0)
+    try:
+        manager.run_once()
+        scraped = _scrape(manager.metrics.port or 0)
+    finally:
+        manager.metrics.close()
+    labels = {dict(labels).get(key) for (_, labels) in scraped
+              for key in ("pipeline", "status") if key in dict(labels)}
+    assert labels <= {"est", "generatessn", "colorssn", "gnt", "gnd", "taxonomy",
+                      "neighborhoodconnectivity", "convergenceratio", "clusteranalysis",
+                      "cgfpidentify", "cgfpquantify", "unknown", "new", "running",
+                      "finished", "failed", "cancelled", "archived"} | {
+                          manager.pipeline_label(t) for t in manager.catalogue.job_types()}
+    jobs = {labels: v for (name, labels), v in scraped.items() if name == "efi_job_manager_jobs"}
+    assert jobs[(("destination", "default"), ("pipeline", "unknown"), ("status", "failed"))] == 4
+    assert jobs[(("destination", "default"), ("pipeline", "est"), ("status", "unknown"))] == 3
+    assert scraped[("efi_job_manager_job_failures_total",
+                    (("cause", "unknown_type"), ("pipeline", "unknown")))] == 4
+
+
+def test_cron_runs_share_one_heartbeat_that_stays_running(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """run --once, as cron runs it: one file per host, never marked stopped; status sees it."""
+    config = _write_site(tmp_path, delay=0)
+    for _ in range(3):
+        assert main(["run", "--config", str(config), "--once"]) == 0
+    files = sorted(p.name for p in (tmp_path / "results" / PRESENCE_DIR).iterdir())
+    assert files == [f"{socket.gethostname()}-once.json"]
+    capsys.readouterr()
+    code, status = _status_json(config, capsys)
+    assert code == 0
+    assert [(m["state"], m["stopped"]) for m in status["managers"]] == [("running", None)]

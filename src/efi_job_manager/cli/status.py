@@ -49,14 +49,14 @@ def render(overview: Overview) -> list[str]:
 def _held_back(held: Sequence[HeldBack]) -> list[str]:
     if not held:
         return ["held back by a limit: none"]
-    lines = [f"held back by a limit: {len(held)} jobs"]
+    lines = [f"held back by a limit: {_jobs(len(held))}"]
     groups: dict[str, list[HeldBack]] = {}
     for job in held:
         groups.setdefault(job.hold.limit, []).append(job)
     for limit, jobs in sorted(groups.items(), key=lambda item: -len(item[1])):
         ids = ", ".join(str(j.job_id) for j in jobs[:_IDS_SHOWN])
         more = f" and {len(jobs) - _IDS_SHOWN} more" if len(jobs) > _IDS_SHOWN else ""
-        lines.append(f"  {limit}: {len(jobs)} jobs ({ids}{more}); first: {jobs[0].hold.detail}")
+        lines.append(f"  {limit}: {_jobs(len(jobs))} ({ids}{more}); first: {jobs[0].hold.detail}")
     return lines
 
 
@@ -86,6 +86,10 @@ def _manager_row(presence: ManagerPresence, now: datetime) -> tuple[str, ...]:
     took = "" if presence.last_cycle_seconds is None else f"{presence.last_cycle_seconds:.2f} s"
     return (presence.host, str(presence.pid), state, last, took, str(len(presence.errors)),
             presence.version)
+
+
+def _jobs(count: int) -> str:
+    return f"{count} job" if count == 1 else f"{count} jobs"
 
 
 def _time(value: datetime) -> str:

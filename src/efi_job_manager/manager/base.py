@@ -104,7 +104,7 @@ class ManagerBase:
         #: heartbeat is one file per host, rewritten by each run and never marked stopped.
         self.one_shot = False
         self.events.subscribe(
-            lambda event: self.metrics.on_event(event, self._pipeline_name(event.job_type)))
+            lambda event: self.metrics.on_event(event, self.pipeline_label(event.job_type)))
 
     @property
     def results_dir(self) -> Path:
@@ -188,6 +188,17 @@ class ManagerBase:
                        {name: jd.path / name for name in [*prepared.inputs,
                                                           *prepared.extra_files]},
                        resources, claim)
+
+
+    def pipeline_label(self, job_type: str) -> str:
+        """The pipeline a job type runs, as metrics and ``status`` name it.
+
+        ``unknown`` for a job type this manager does not run: a row's text never becomes a
+        label of its own.
+        """
+        if job_type not in self.repository.known_job_types:
+            return "unknown"
+        return self._pipeline_name(job_type) or job_type
 
 
     def _pipeline_name(self, job_type: str) -> str:

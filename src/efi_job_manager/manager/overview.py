@@ -82,13 +82,16 @@ class OverviewStep(ManagerBase):
     """What `JobManager.overview` and the metrics read from the table."""
 
     def job_counts(self) -> dict[tuple[str, str, str], int]:
-        """Rows by ``(status, pipeline, destination)``: one grouped query."""
+        """Rows by ``(status, pipeline, destination)``: one grouped query.
+
+        A status or job type this manager does not know counts as ``unknown``: what a row
+        holds never becomes a label of its own.
+        """
         counts: dict[tuple[str, str, str], int] = {}
-        known = self.repository.known_job_types
+        known = {s.value for s in Status}
         for (status, job_type), n in self.repository.counts_by_status_and_type().items():
-            pipeline = (self._pipeline_name(job_type) or job_type) if job_type in known \
-                else "unknown"
-            key = (status, pipeline, self.route(job_type))
+            key = (status if status in known else "unknown", self.pipeline_label(job_type),
+                   self.route(job_type))
             counts[key] = counts.get(key, 0) + n
         return counts
 
