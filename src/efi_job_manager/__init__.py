@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     )
     from efi_job_manager.events import EventKind, JobEvent
     from efi_job_manager.manager import CycleReport, Destination, JobManager
+    from efi_job_manager.manager.overview import Overview
+    from efi_job_manager.metrics import FailureCause, ManagerMetrics
     from efi_job_manager.repository import JobRepository
     from efi_job_manager.status import (
         InvalidTransition,
@@ -50,6 +52,7 @@ _HOMES: dict[str, str] = {
     "available_connectors": "discovery", "load_connector": "discovery",
     "EventKind": "events", "JobEvent": "events",
     "CycleReport": "manager", "Destination": "manager", "JobManager": "manager",
+    "Overview": "manager.overview", "FailureCause": "metrics", "ManagerMetrics": "metrics",
     "JobRepository": "repository",
     "InvalidTransition": "status", "SchedulerState": "status", "Status": "status",
     "UnknownStatus": "status",
@@ -64,11 +67,14 @@ __all__ = [
     "CycleReport",
     "Destination",
     "EventKind",
+    "FailureCause",
     "InvalidTransition",
     "JobEvent",
     "JobManager",
     "JobRepository",
     "JobSpec",
+    "ManagerMetrics",
+    "Overview",
     "PermanentError",
     "Resources",
     "SchedulerState",
