@@ -107,6 +107,33 @@ def test_cancelled_while_running_it_is_killed_and_stays_cancelled(site: Site) ->
     assert [e.kind for e in site.events] == [EventKind.STARTED, EventKind.CANCELLED]
 
 
+def test_retried_after_a_cancellation_a_new_cancellation_reaches_the_cluster(
+        site: Site) -> None:
+    """An operator's retry (from another process) and a second cancel: killed again.
+
+    The manager remembers whose cancellation it sent, so as not to read them every cycle;
+    a retried job is a new run, whose cancellation is sent too.
+    """
+    site.insert(fasta_job(1))
+    connector = site.connector(EFI_STANDIN_DELAY="60")
+    manager = site.manager(destinations={"default": Destination("default", connector)})
+    assert manager.run_once().started == (1,)
+    first = str(site.raw(1)["schedulerJobId"])
+    cancel(site, 1, Status.RUNNING)
+    assert manager.run_once().cancelled == (1,)
+    wait_cancelled(connector, [first])
+    manager.run_once()  # its cancellation is now known to be sent
+    web = JobRepository(make_engine(site.url))  # `jobs retry` in another process
+    assert web.transition(1, Status.CANCELLED, Status.NEW)
+    web.close()
+    assert manager.run_once().started == (1,)
+    second = str(site.raw(1)["schedulerJobId"])
+    assert second != first
+    cancel(site, 1, Status.RUNNING)
+    assert manager.run_once().cancelled == (1,)
+    wait_cancelled(connector, [second])
+
+
 def test_cancelled_after_it_ended_but_before_it_was_collected_stays_cancelled(
         site: Site) -> None:
     """The user's word stands: the results are not collected over a cancellation."""

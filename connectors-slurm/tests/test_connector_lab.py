@@ -120,6 +120,32 @@ def test_held_job_is_queued_found_by_name_and_cancelled(slurm: Slurm, mode: str)
     connector.cancel_jobs([scheduler_id])  # already ended: still a success
 
 
+def test_live_jobs_cost_one_squeue_and_ended_ones_one_sacct(
+        slurm: Slurm, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queued jobs are answered by one squeue listing, however many; only a job that has
+    ended is asked of sacct (its exit code), in one call."""
+    held = slurm.connector(mode, extra_sbatch=["--hold"])
+    ids = [slurm.submit(held, slurm.spec((SH, "-c", "true"))) for _ in range(3)]
+    done = slurm.submit(held, slurm.spec((SH, "-c", "exit 0")))
+    slurm.lab.run(["scontrol", "release", done])
+    slurm.wait(held, done)
+    calls: list[str] = []
+    run = held.transport.run
+
+    def counting(argv: Sequence[str], **kwargs: Any) -> CommandResult:
+        calls.append(argv[0])
+        return run(argv, **kwargs)
+
+    monkeypatch.setattr(held.transport, "run", counting)
+    statuses = held.get_job_statuses(ids)
+    assert {s.state for s in statuses.values()} == {S.QUEUED}
+    assert calls == ["squeue"]
+    calls.clear()
+    statuses = held.get_job_statuses([*ids, done])
+    assert statuses[done].state is S.COMPLETED
+    assert sorted(calls) == ["sacct", "squeue"]
+
+
 def test_find_job_lists_this_attempts_submissions_oldest_first(slurm: Slurm) -> None:
     """Two submissions of one attempt are both found; after a new prepare (an operator's
     retry) the earlier attempt's jobs are no longer this job's."""

@@ -31,10 +31,11 @@ def _temporary_beside(path: Path) -> tuple[int, Path]:
             continue
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never half.
 
-    The text goes to a temporary file in the same folder, is flushed to disk and renamed
+    The text goes to a temporary file in the same folder, is flushed to disk (unless
+    ``durable`` is false: a file a power cut may lose, such as a heartbeat) and renamed
     over ``path``. The file's permissions follow the umask, as for a plain write.
     """
     fd, tmp = _temporary_beside(path)
@@ -42,7 +43,8 @@ def atomic_write_text(path: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)

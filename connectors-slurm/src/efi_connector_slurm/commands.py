@@ -31,6 +31,7 @@ __all__ = [
     "scontrol_show_job_command",
     "sinfo_partitions_command",
     "squeue_command",
+    "squeue_listing_command",
     "validate_job_id",
     "validate_job_name",
 ]
@@ -142,6 +143,16 @@ def sacct_command(ids: Iterable[str], starttime: datetime) -> list[str]:
         "-j",
         ",".join(_id_list(ids)),
     ]
+
+
+def squeue_listing_command() -> list[str]:
+    """Return the ``squeue`` call that lists every job of the commands' user slurmctld holds.
+
+    One call whatever the number of jobs: ``--me`` is the user the commands run as (Slurm
+    20.11 and later), ``--states=all`` adds the jobs that ended less than ``MinJobAge`` ago, as
+    in `squeue_command`. A non-zero exit means squeue could not answer.
+    """
+    return ["squeue", "--me", "--noheader", "--states=all", f"--format={_SQUEUE_FORMAT}"]
 
 
 def squeue_command(ids: Iterable[str]) -> list[str]:

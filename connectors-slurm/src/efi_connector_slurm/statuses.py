@@ -1,10 +1,13 @@
-"""The status of many jobs at once: sacct first, squeue for the rest, scontrol when needed.
+"""The status of many jobs at once: one squeue listing, sacct for the rest, scontrol when needed.
 
-- sacct (``-X``, since ``sacct_lookback``) answers for most jobs, even while slurmctld is
-  down; one call per ``chunk_size`` ids;
-- ids sacct does not show (a held job, accounting lagging) are asked of squeue in one call
-  (per `SQUEUE_CHUNK` ids); a FAILED job seen only there is asked of ``scontrol show job``
-  for its exit code;
+- one ``squeue --me`` lists every job slurmctld holds for the commands' user: a job still
+  queued or running is answered from it, whatever the number of jobs (Slurm before 20.11,
+  without ``--me``: squeue per `SQUEUE_CHUNK` ids);
+- the jobs that have left the queue, or that squeue shows ended, are asked of sacct (``-X``,
+  since ``sacct_lookback``), one call per ``chunk_size`` ids: an ending needs accounting's
+  word (its exit code), and sacct answers even while slurmctld is down;
+- an ended job that only squeue shows (accounting lagging or down) is answered from squeue; a
+  FAILED one is asked of ``scontrol show job`` for its exit code;
 - a FAILED job killed by signal 9 whose ``slurm-<id>.out``/``.err`` holds slurmstepd's
   memory-limit message gets the reason ``OUT_OF_MEMORY``.
 
@@ -29,6 +32,7 @@ from efi_connector_slurm.commands import (
     sacct_workdir_command,
     scontrol_show_job_command,
     squeue_command,
+    squeue_listing_command,
     validate_job_id,
 )
 from efi_connector_slurm.config import SlurmSettings
@@ -85,6 +89,7 @@ class StatusReader:
         """Start with no warning given."""
         self._on_squeue_answer = on_squeue_answer
         self._warned_accounting = False
+        self._listing = True  # squeue --me works (until it says it does not know --me)
 
     def read(self, transport: Transport, settings: SlurmSettings,
              scheduler_ids: Iterable[str]) -> dict[str, SchedulerStatus]:
@@ -108,17 +113,18 @@ class StatusReader:
         if not valid:
             return result
         start = sacct_since(settings)
-        found, sacct_error = self._sacct(cluster, valid, start)
-        missing = [sid for sid in valid if sid not in found]
-        queued: dict[str, SchedulerStatus] = {}
-        squeue_error: str | None = None
-        if missing:
-            queued, squeue_error = self._squeue(cluster, missing)
+        queued, squeue_error = self._squeue(cluster, valid)
+        live = {sid: status for sid, status in queued.items()
+                if not status.state.is_terminal}
+        ask = [sid for sid in valid if sid not in live]
+        found, sacct_error = self._sacct(cluster, ask, start) if ask else ({}, None)
         if sacct_error is not None and squeue_error is not None:
             raise TransientError(
                 f"Slurm cannot report on {len(valid)} jobs on {transport.description}: "
                 f"sacct: {sacct_error}; squeue: {squeue_error}"
             )
+        found.update(live)
+        queued = {sid: status for sid, status in queued.items() if sid not in found}
         for sid, status in list(queued.items()):
             if status.state is SchedulerState.FAILED:
                 queued[sid] = _scontrol(cluster, sid) or status
@@ -159,6 +165,18 @@ class StatusReader:
     def _squeue(
         self, cluster: _Cluster, ids: Sequence[str]
     ) -> tuple[dict[str, SchedulerStatus], str | None]:
+        """The statuses squeue shows of ``ids``: one listing, or per chunk before Slurm 20.11."""
+        wanted = set(ids)
+        if self._listing:
+            result = cluster.run(squeue_listing_command())
+            if result.ok:
+                self._on_squeue_answer()
+                return parse_squeue(result.stdout, wanted), None
+            if "--me" not in result.stderr:
+                return {}, error_text(result)
+            log.info("squeue on %s has no --me (Slurm before 20.11): asking it by job id",
+                     cluster.transport.description)
+            self._listing = False
         found: dict[str, SchedulerStatus] = {}
         for chunk in chunks(ids, SQUEUE_CHUNK):
             result = cluster.run(squeue_command(chunk))

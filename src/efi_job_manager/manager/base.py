@@ -22,9 +22,9 @@ from efi_job_manager.manager.limits import LimitCheck
 from efi_job_manager.manager.presence import PresenceFile
 from efi_job_manager.manager.report import Cycle, Destination
 from efi_job_manager.metrics import FailureCause, ManagerMetrics
-from efi_job_manager.models import Job
 from efi_job_manager.repository import (
     InvalidSchedulerId,
+    JobRef,
     JobRepository,
     RunningCounts,
     column_value,
@@ -89,6 +89,9 @@ class ManagerBase:
         self._destination_of: dict[int, str] = {}
         #: job id → (its stand-in in ``schedulerJobId``, the opaque id noted in its directory)
         self._opaque_ids: dict[int, tuple[int, str]] = {}
+        self._cancel_settled: set[int] = set()  # cancelled jobs whose cancellation was sent
+        #: running jobs the scheduler knew at their last poll (no unknown period to clear)
+        self._known_to_scheduler: set[int] = set()
         self._poll_resume_after = 0  # the last job polled when a poll step ran over
         self._site_checked: dict[str, datetime] = {}  # destination → its last check_site
         self._site_missing: set[str] = set()  # destinations paused by check_site
@@ -162,7 +165,7 @@ class ManagerBase:
         return self.routing.get(job_type, self.settings.default_destination)
 
 
-    def destination_of(self, job: Job) -> Destination:
+    def destination_of(self, job: JobRef) -> Destination:
         """The destination a job was submitted to (recorded), else where it would go now."""
         name = self._destination_of.get(job.id) or self.job_dir(job.id).destination()
         if name is None or name not in self.destinations:
@@ -174,7 +177,8 @@ class ManagerBase:
         return self.destinations[name]
 
 
-    def _spec(self, job: Job, prepared: PreparedJob | None = None, claim: str = "") -> JobSpec:
+    def _spec(self, job: JobRef, prepared: PreparedJob | None = None,
+              claim: str = "") -> JobSpec:
         """The job's spec; its resources are the site's profiles, then a retry's overrides."""
         jd = self.job_dir(job.id)
         pipeline = prepared.pipeline if prepared is not None else self._pipeline_name(
@@ -208,14 +212,14 @@ class ManagerBase:
             return ""
 
 
-    def _event(self, kind: EventKind, job: Job, reason: str | None = None,
+    def _event(self, kind: EventKind, job: JobRef, reason: str | None = None,
                scheduler_id: str | None = None, cause: FailureCause | None = None) -> None:
         self.events.emit(JobEvent(
             kind, job.id, job.job_type, job.user_id, self.clock(), reason,
             self._destination_of.get(job.id), scheduler_id, job.jobName, cause))
 
 
-    def _fail(self, cycle: Cycle, job: Job, from_: Status, reason: str, *,
+    def _fail(self, cycle: Cycle, job: JobRef, from_: Status, reason: str, *,
               cause: FailureCause, **details: Any) -> None:
         """Fail a job for its own fault: reason in ``failure.json``, the log and the event.
 
@@ -249,7 +253,7 @@ class ManagerBase:
             cycle.lost_races.append(job.id)
 
 
-    def _unclaim(self, cycle: Cycle, job: Job, message: str) -> None:
+    def _unclaim(self, cycle: Cycle, job: JobRef, message: str) -> None:
         """A site fault stops a claimed job before submission: back to ``new``, said once."""
         cycle.site_fault = message
         cycle.errors.append(message)
@@ -259,7 +263,7 @@ class ManagerBase:
             cycle.lost_races.append(job.id)
 
 
-    def _scheduler_id(self, job: Job) -> str | None:
+    def _scheduler_id(self, job: JobRef) -> str | None:
         """The scheduler's id of a submitted job as its connector knows it; None if unknown.
 
         Digits are in ``schedulerJobId`` itself; an opaque id is read (once) from the job's
@@ -283,7 +287,7 @@ class ManagerBase:
         return noted
 
 
-    def _note_scheduler_id(self, job: Job, destination: Destination, scheduler_id: str) -> bool:
+    def _note_scheduler_id(self, job: JobRef, destination: Destination, scheduler_id: str) -> bool:
         """Note the id in the job's directory; return False if an opaque id could not be.
 
         The column can hold only a stand-in for an opaque id, so its note must be written
@@ -310,7 +314,7 @@ class ManagerBase:
                           unavailable=unavailable)
 
 
-    def _find(self, destination: Destination, job: Job, claim: str) -> list[str]:
+    def _find(self, destination: Destination, job: JobRef, claim: str) -> list[str]:
         """The scheduler ids of this claim's submissions of ``job`` (`BaseConnector.find_job`)."""
         with self.metrics.command(destination.name, "find"):
             return list(destination.connector.find_job(self._spec(job, claim=claim)))

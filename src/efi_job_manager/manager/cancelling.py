@@ -20,7 +20,9 @@ class CancelStep(ManagerBase):
     """Sends the cancellations of jobs the web cancelled to their scheduler."""
 
     def _propagate_cancellations(self, cycle: Cycle) -> None:
-        jobs = self.repository.cancelled_to_propagate(since(cycle.now, self.settings.cancel_window))
+        # the jobs whose cancellation this process found sent are not read again
+        jobs = self.repository.cancelled_to_propagate(
+            since(cycle.now, self.settings.cancel_window), skip=self._cancel_settled)
         todo: dict[str, list[tuple[Job, str]]] = {}
         for job in jobs:
             if self._halted(cycle):
@@ -31,12 +33,15 @@ class CancelStep(ManagerBase):
                 # claimed, maybe submitted, but the id never stored (a crash): look it up
                 claim = jd.claim_of(job.uuid)
                 if claim is None or jd.cancel_sent(f"claim {claim}"):
+                    self._cancel_settled.add(job.id)
                     continue
                 for sid in self._lookup_for_cancel(cycle, job, claim):
                     todo.setdefault(self.destination_of(job).name, []).append((job, sid))
                 continue
             if not jd.cancel_sent(known):
                 todo.setdefault(self.destination_of(job).name, []).append((job, known))
+            else:
+                self._cancel_settled.add(job.id)
         for name, group in todo.items():
             ids = [sid for _, sid in group]
             if self.dry_run:

@@ -23,7 +23,7 @@ from efi_job_manager.logs import about_job
 from efi_job_manager.manager.base import ManagerBase
 from efi_job_manager.manager.report import Cycle, PlannedAction
 from efi_job_manager.metrics import FailureCause
-from efi_job_manager.models import Job
+from efi_job_manager.repository import JobRef
 from efi_job_manager.results import ResultError, read_stats, stats_to_columns
 from efi_job_manager.status import SchedulerState, Status
 
@@ -44,7 +44,9 @@ class PollStep(ManagerBase):
         last_polled = 0
         self._destination_of = {k: v for k, v in self._destination_of.items() if k in running}
         self._opaque_ids = {k: v for k, v in self._opaque_ids.items() if k in running}
-        by_destination: dict[str, list[Job]] = {}
+        self._known_to_scheduler &= running
+        self._cancel_settled -= running  # retried since: a new cancellation is a new one
+        by_destination: dict[str, list[JobRef]] = {}
         for job in jobs:
             by_destination.setdefault(self.destination_of(job).name, []).append(job)
         for name, group in by_destination.items():
@@ -61,18 +63,25 @@ class PollStep(ManagerBase):
                             self.destinations[name].label, len(ids), exc)
                 continue
             reached("polled")
+            running_seen = False
             for job in group:
+                sid = sids[job.id]
+                status = statuses.get(sid) if sid is not None else None
+                if (status is not None and status.state in _STILL_THERE
+                        and job.id in self._known_to_scheduler and not self.dry_run):
+                    # the steady case, most jobs of most cycles: nothing to do, nor to time
+                    running_seen = running_seen or status.state is SchedulerState.RUNNING
+                    continue
                 if self._halted(cycle):
                     if cycle.overran:
                         self._poll_resume_after = last_polled
                     return
                 last_polled = job.id
-                sid = sids[job.id]
                 if sid is None:
                     status = SchedulerStatus.unknown(
                         reason="its scheduler id is missing from its directory")
-                else:
-                    status = statuses.get(sid) or SchedulerStatus.unknown(
+                elif status is None:
+                    status = SchedulerStatus.unknown(
                         reason="the connector did not report this job")
                 try:
                     self._on_status(cycle, job, connector, status)
@@ -85,22 +94,25 @@ class PollStep(ManagerBase):
                 except Exception:
                     log.exception("job %s: unexpected error handling status %s; it stays as "
                                   "it is", job.id, status.state.value)
+            if running_seen:
+                self.faults.clear(name)  # a job runs there: whatever paused it is over
 
 
-    def _on_status(self, cycle: Cycle, job: Job, connector: BaseConnector,
+    def _on_status(self, cycle: Cycle, job: JobRef, connector: BaseConnector,
                    status: SchedulerStatus) -> None:
         with about_job(job.id, self._destination_of.get(job.id)):
             self._status_seen(cycle, job, connector, status)
 
 
-    def _status_seen(self, cycle: Cycle, job: Job, connector: BaseConnector,
+    def _status_seen(self, cycle: Cycle, job: JobRef, connector: BaseConnector,
                      status: SchedulerStatus) -> None:
-        jd = self.job_dir(job.id)
         if status.state is SchedulerState.UNKNOWN:
             self._on_unknown(cycle, job, status)
             return
-        if not self.dry_run:
-            jd.clear_unknown()
+        if not self.dry_run and job.id not in self._known_to_scheduler:
+            # once per job and process: no file work in a steady cycle
+            self.job_dir(job.id).clear_unknown()
+            self._known_to_scheduler.add(job.id)
         if status.state is SchedulerState.RUNNING or status.state is SchedulerState.COMPLETED:
             self.faults.clear(self.destination_of(job).name)
         if not status.state.is_terminal:
@@ -129,7 +141,7 @@ class PollStep(ManagerBase):
         self._fail(cycle, job, Status.RUNNING, reason, cause=_failure_cause(status), **details)
 
 
-    def _command_fault(self, cycle: Cycle, job: Job, status: SchedulerStatus) -> None:
+    def _command_fault(self, cycle: Cycle, job: JobRef, status: SchedulerStatus) -> None:
         """The pipeline command could not be run (exit 126/127): the site's fault, not the job's."""
         name = self.destination_of(job).name
         why = "not found" if status.exit_code == 127 else "not executable"
@@ -145,9 +157,10 @@ class PollStep(ManagerBase):
             cycle.lost_races.append(job.id)
 
 
-    def _on_unknown(self, cycle: Cycle, job: Job, status: SchedulerStatus) -> None:
+    def _on_unknown(self, cycle: Cycle, job: JobRef, status: SchedulerStatus) -> None:
         if self.dry_run:
             return
+        self._known_to_scheduler.discard(job.id)
         first = self.job_dir(job.id).unknown_since(cycle.now)
         waited = (cycle.now - first).total_seconds()
         sid = self._scheduler_id(job) or str(job.schedulerJobId)
@@ -161,7 +174,7 @@ class PollStep(ManagerBase):
                    raw=status.raw, scheduler_id=sid)
 
 
-    def _collect(self, cycle: Cycle, job: Job, connector: BaseConnector, spec: JobSpec,
+    def _collect(self, cycle: Cycle, job: JobRef, connector: BaseConnector, spec: JobSpec,
                  details: Mapping[str, Any]) -> None:
         try:
             with self.metrics.command(self.destination_of(job).name, "retrieve"):
@@ -186,7 +199,7 @@ class PollStep(ManagerBase):
             self._fail(cycle, job, Status.RUNNING, str(exc), cause=FailureCause.RESULTS,
                        **details)
             return
-        update = stats_to_columns(type(job), stats, columns)
+        update = stats_to_columns(self.repository.job_classes[job.job_type], stats, columns)
         if update.errors:
             self._fail(cycle, job, Status.RUNNING, "; ".join(update.errors),
                        cause=FailureCause.RESULTS, **details)
@@ -203,6 +216,8 @@ class PollStep(ManagerBase):
             cycle.lost_races.append(job.id)
 
 
+#: What a job still queued or running is: on the steady path of a poll.
+_STILL_THERE = frozenset({SchedulerState.QUEUED, SchedulerState.RUNNING})
 #: Exit codes of a command that could not be run (not found, not executable).
 _CANNOT_RUN = frozenset({126, 127})
 

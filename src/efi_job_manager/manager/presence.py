@@ -138,7 +138,8 @@ class PresenceFile:
             if folder.is_symlink():  # never follow a link this manager did not make
                 raise OSError(f"{folder} is a symbolic link")
             folder.mkdir(exist_ok=True)
-            atomic_write_text(self.path, json.dumps(self.presence.to_json(), indent=1) + "\n")
+            atomic_write_text(self.path, json.dumps(self.presence.to_json(), indent=1) + "\n",
+                              durable=False)  # a heartbeat: the next cycle writes it anew
         except OSError as exc:  # the results directory's faults are said by the start step
             if not self._failed:
                 log.warning("cannot write this manager's heartbeat %s: %s", self.path, exc)

@@ -204,6 +204,7 @@ class StartStep(ManagerBase):
 
     def _start(self, cycle: Cycle, job: Job) -> bool:
         """Stage and submit a claimed job; return whether it is now submitted or done."""
+        self._cancel_settled.discard(job.id)  # retried since: a new cancellation is a new one
         with about_job(job.id, self.route(job.job_type)):
             return self._stage_and_submit(cycle, job)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from efi_job_manager.repository.claiming import CandidateJob, Gate, RunningCounts
 from efi_job_manager.repository.core import JobRepository
 from efi_job_manager.repository.engine import make_engine
-from efi_job_manager.repository.reading import JobRow, UnknownJobRow
+from efi_job_manager.repository.reading import JobRef, JobRow, UnknownJobRow
 from efi_job_manager.repository.reading import since as since
 from efi_job_manager.repository.schedulerid import InvalidSchedulerId, column_value, is_stand_in
 from efi_job_manager.repository.writing import Completion
@@ -35,6 +35,7 @@ __all__ = [
     "Completion",
     "Gate",
     "InvalidSchedulerId",
+    "JobRef",
     "JobRepository",
     "JobRow",
     "RunningCounts",

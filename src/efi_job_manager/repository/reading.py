@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, cast
 
 import attrs
 from sqlalchemy import Select, func, or_, select
@@ -13,7 +13,7 @@ from efi_job_manager.models import Job
 from efi_job_manager.repository.base import RepositoryBase
 from efi_job_manager.status import Status
 
-__all__ = ["JobRow", "ReadQueries", "UnknownJobRow", "since"]
+__all__ = ["JobRef", "JobRow", "ReadQueries", "UnknownJobRow", "since"]
 
 
 @attrs.frozen
@@ -37,6 +37,29 @@ class JobRow:
     time_created: datetime | None
     time_started: datetime | None
     time_completed: datetime | None
+
+
+class JobRef(Protocol):
+    """What the manager reads of a job to follow it: a mapped `Job`, or a row of those columns.
+
+    `ReadQueries.running_jobs` gives the rows: a status cycle reads only these columns of
+    its running jobs, not a row's 75, and makes no object of its own for each.
+    """
+
+    @property
+    def id(self) -> int: ...  # noqa: D102
+    @property
+    def uuid(self) -> str: ...  # noqa: D102
+    @property
+    def job_type(self) -> str: ...  # noqa: D102
+    @property
+    def user_id(self) -> int | None: ...  # noqa: D102
+    @property
+    def schedulerJobId(self) -> int | None: ...  # noqa: D102
+    @property
+    def jobName(self) -> str | None: ...  # noqa: D102
+    @property
+    def timeCreated(self) -> datetime | None: ...  # noqa: D102
 
 
 class ReadQueries(RepositoryBase):
@@ -135,11 +158,20 @@ class ReadQueries(RepositoryBase):
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def running_jobs(self) -> list[Job]:
-        """Return every ``running`` job that has a scheduler id, oldest first."""
-        return self._load(lambda e, s: s.where(
-            self._eq(e.status, Status.RUNNING.value), e.schedulerJobId.is_not(None)
-        ).order_by(e.id))
+    def running_jobs(self) -> list[JobRef]:
+        """Return every ``running`` job of a known type that has a scheduler id, oldest first.
+
+        One SELECT of the columns a status cycle needs (`JobRef`'s); `get` gives a job's
+        whole row when it ends.
+        """
+        t = self._table
+        stmt = (select(t.c.id, t.c.uuid, t.c.job_type, t.c.user_id, t.c.schedulerJobId,
+                       t.c.jobName, t.c.timeCreated)
+                .where(self._eq(t.c.status, Status.RUNNING.value), t.c.schedulerJobId.is_not(None),
+                       self._in(t.c.job_type, sorted(self._classes)))
+                .order_by(t.c.id))
+        with self.engine.connect() as conn:
+            return cast("list[JobRef]", list(conn.execute(stmt).all()))
 
     def running_without_scheduler_id(self, started_before: datetime | None = None) -> list[Job]:
         """Return ``running`` jobs with no scheduler id (claimed, submission not recorded).
@@ -147,28 +179,49 @@ class ReadQueries(RepositoryBase):
         Args:
             started_before: Only jobs claimed before this time (the grace period).
         """
-        def build(e: Any, s: Select[Any]) -> Select[Any]:
-            s = s.where(self._eq(e.status, Status.RUNNING.value), e.schedulerJobId.is_(None))
-            if started_before is not None:
-                s = s.where(or_(e.timeStarted.is_(None), e.timeStarted < started_before))
-            return s.order_by(e.id)
+        t = self._table
+        where = [self._eq(t.c.status, Status.RUNNING.value), t.c.schedulerJobId.is_(None)]
+        if started_before is not None:
+            where.append(or_(t.c.timeStarted.is_(None), t.c.timeStarted < started_before))
+        return self._load_ids(self._ids_where(*where))
 
-        return self._load(build)
-
-    def cancelled_to_propagate(self, since: datetime) -> list[Job]:
+    def cancelled_to_propagate(self, since: datetime,
+                               skip: Collection[int] = ()) -> list[Job]:
         """Return ``cancelled`` jobs that were claimed, cancelled since ``since``.
 
         Those with a scheduler id, and those claimed (``timeStarted`` set) whose
         submission may exist although its id was never stored. Whether the
         cancellation was already sent is the manager's record (in the job's
-        directory); this returns the candidates. Jobs with no ``timeCompleted``
-        are included whatever their age.
+        directory); this returns the candidates, less the ids in ``skip`` (those the
+        manager already knows about). Jobs with no ``timeCompleted`` are included
+        whatever their age.
         """
-        return self._load(lambda e, s: s.where(
-            self._eq(e.status, Status.CANCELLED.value),
-            or_(e.schedulerJobId.is_not(None), e.timeStarted.is_not(None)),
-            or_(e.timeCompleted.is_(None), e.timeCompleted >= since),
-        ).order_by(e.id))
+        t = self._table
+        ids = self._ids_where(
+            self._eq(t.c.status, Status.CANCELLED.value),
+            or_(t.c.schedulerJobId.is_not(None), t.c.timeStarted.is_not(None)),
+            or_(t.c.timeCompleted.is_(None), t.c.timeCompleted >= since))
+        return self._load_ids([i for i in ids if i not in skip])
+
+    def _ids_where(self, *where: Any) -> list[int]:
+        """The ids of the rows of a known type that match ``where``, in order."""
+        t = self._table
+        stmt = (select(t.c.id).where(*where, self._in(t.c.job_type, sorted(self._classes)))
+                .order_by(t.c.id))
+        with self.engine.connect() as conn:
+            return [int(i) for i in conn.execute(stmt).scalars()]
+
+    def _load_ids(self, ids: Sequence[int]) -> list[Job]:
+        """The mapped jobs of ``ids`` (none: no query at all), in order of id."""
+        jobs: list[Job] = []
+        for start in range(0, len(ids), _LOAD_CHUNK):
+            chunk = list(ids[start:start + _LOAD_CHUNK])
+
+            def build(e: Any, s: Select[Any], chunk: list[int] = chunk) -> Select[Any]:
+                return s.where(e.id.in_(chunk)).order_by(e.id)
+
+            jobs += self._load(build)
+        return jobs
 
     def ids_with_status(self, status: str, limit: int = 10) -> list[int]:
         """Return the ids of up to ``limit`` rows whose status is exactly ``status``."""
@@ -187,6 +240,10 @@ class ReadQueries(RepositoryBase):
                 .order_by(table.c.id).limit(limit))
         with self.engine.connect() as conn:
             return [UnknownJobRow(int(i), str(t), str(s)) for i, t, s in conn.execute(stmt)]
+
+
+#: Ids per query when whole rows are loaded by id.
+_LOAD_CHUNK = 500
 
 
 def since(now: datetime, seconds: float) -> datetime:

@@ -11,6 +11,7 @@ from sqlalchemy import update
 
 from efi_job_manager.models import Job, updatable_columns
 from efi_job_manager.repository.base import RepositoryBase
+from efi_job_manager.repository.reading import JobRef
 from efi_job_manager.repository.schedulerid import column_value
 from efi_job_manager.status import Status, check_transition
 
@@ -113,7 +114,7 @@ class Transitions(RepositoryBase):
         with self.engine.begin() as conn:
             return conn.execute(stmt.values(timeStarted=self.clock())).rowcount == 1
 
-    def complete(self, job: Job, to: Status, results: Mapping[str, Any] | None = None, *,
+    def complete(self, job: JobRef, to: Status, results: Mapping[str, Any] | None = None, *,
                  from_: Status = Status.RUNNING) -> Completion:
         """Move a job to ``to`` and write its result columns in one compare-and-set.
 
@@ -123,7 +124,7 @@ class Transitions(RepositoryBase):
         Raises:
             InvalidTransition: ``from_ → to`` is not allowed.
         """
-        allowed = updatable_columns(type(job))
+        allowed = updatable_columns(self.job_classes[job.job_type])
         results = dict(results or {})
         rejected = tuple(sorted(k for k in results if k not in allowed))
         if rejected:

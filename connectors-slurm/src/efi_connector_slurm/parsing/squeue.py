@@ -7,8 +7,7 @@ joined to squeue's: both put the job id first.
 from __future__ import annotations
 
 import logging
-
-import attrs
+from collections.abc import Collection
 
 from efi_connector_slurm.commands import SQUEUE_FIELDS
 from efi_connector_slurm.parsing.lines import id_sort_key, job_key, split_fields
@@ -20,18 +19,23 @@ __all__ = ["parse_find_job", "parse_squeue"]
 log = logging.getLogger("efi_connector_slurm.parsing")
 
 
-def parse_squeue(stdout: str) -> dict[str, SchedulerStatus]:
+def parse_squeue(stdout: str,
+                 wanted: Collection[str] | None = None) -> dict[str, SchedulerStatus]:
     """Read ``squeue --noheader --format=%i|%j|%T|%r`` output (see `commands.squeue_command`).
 
     squeue reports no exit code: a FAILED job seen only here has the reason ``FAILED``. A
-    malformed line is logged and skipped.
+    malformed line is logged and skipped. With ``wanted``, only the lines of those job ids
+    are read (a listing of every job of a user holds others too).
 
     Returns:
         Job id → status, with ``raw`` the whole line. A job slurmctld does not hold is absent.
     """
     result: dict[str, SchedulerStatus] = {}
+    mapped: dict[tuple[str, str], SchedulerStatus] = {}  # a listing repeats a few states
     for line in stdout.splitlines():
         if not line.strip():
+            continue
+        if wanted is not None and line.partition("|")[0].strip() not in wanted:
             continue
         parts = split_fields(line, len(SQUEUE_FIELDS), SQUEUE_FIELDS.index("%j"))
         if parts is None:
@@ -41,7 +45,11 @@ def parse_squeue(stdout: str) -> dict[str, SchedulerStatus]:
         key = job_key(job_id.strip(), line, "squeue")
         if key is None:
             continue
-        result[key] = attrs.evolve(map_slurm_state(state, None, None, reason), raw=line)
+        status = mapped.get((state, reason))
+        if status is None:
+            status = mapped[state, reason] = map_slurm_state(state, None, None, reason)
+        result[key] = SchedulerStatus(status.state, reason=status.reason, raw=line,
+                                      exit_code=status.exit_code, signal=status.signal)
     return result
 
 
