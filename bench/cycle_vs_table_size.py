@@ -62,6 +62,7 @@ def main() -> None:
         repo = JobRepository(engine)
         repo.insert(rows(1, RUNNING, "running"))
         catalogue = Catalogue.default()
+        Path(tmp, "results").mkdir()
         manager = JobManager(repo, {"default": Destination("default", InstantConnector())},
                              catalogue, results_dir=Path(tmp, "results"),
                              input_dir=Path(tmp, "uploads"))

@@ -247,6 +247,18 @@ def test_squeue_held_job_is_queued_with_reason() -> None:
     assert status.raw == "5|held|PENDING|JobHeldUser"
 
 
+def test_a_users_listing_gives_only_the_jobs_asked_for() -> None:
+    """``squeue --me`` lists the user's other jobs too: only the wanted ones are read, a job
+    name holding ``|`` included, each with its whole line."""
+    listing = ("7|efi-7-a|RUNNING|None\n8|someone else's|PENDING|Priority\n"
+               "9|efi|odd|name|PENDING|JobHeldUser\n10.batch|x|RUNNING|None\n")
+    found = parse_squeue(listing, {"7", "9"})
+    assert sorted(found) == ["7", "9"]
+    assert (found["7"].state, found["7"].raw) == (S.RUNNING, "7|efi-7-a|RUNNING|None")
+    assert (found["9"].state, found["9"].reason) == (S.QUEUED, "JobHeldUser")
+    assert sorted(parse_squeue(listing)) == ["7", "8", "9"]  # a step is no job
+
+
 def test_squeue_pending_reasons_and_running() -> None:
     """Pending (reason None, PartitionNodeLimit), running, and held beside running."""
     pending = parse_squeue(data("squeue-pending.txt"))["1"]

@@ -32,17 +32,20 @@ def parse_squeue(stdout: str,
     """
     result: dict[str, SchedulerStatus] = {}
     mapped: dict[tuple[str, str], SchedulerStatus] = {}  # a listing repeats a few states
+    count, name_index = len(SQUEUE_FIELDS), SQUEUE_FIELDS.index("%j")
     for line in stdout.splitlines():
         if not line.strip():
             continue
         if wanted is not None and line.partition("|")[0].strip() not in wanted:
             continue
-        parts = split_fields(line, len(SQUEUE_FIELDS), SQUEUE_FIELDS.index("%j"))
+        fields = line.split("|")  # only a job name holding "|" needs split_fields
+        parts = fields if len(fields) == count else split_fields(line, count, name_index)
         if parts is None:
             log.warning("skipping a malformed squeue line: %r", line)
             continue
         job_id, _name, state, reason = parts
-        key = job_key(job_id.strip(), line, "squeue")
+        # an id asked for is a job id already (a step or a bad id is not asked for)
+        key = job_id.strip() if wanted is not None else job_key(job_id.strip(), line, "squeue")
         if key is None:
             continue
         status = mapped.get((state, reason))
