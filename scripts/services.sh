@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Bring the test databases (PostgreSQL, MariaDB) up or down on a Debian 12 machine, as root,
-# without systemd. Idempotent: safe on a fresh machine, on one where they are already up, and
-# when run twice in a row.
+# without systemd, and install the tools the deployment files are checked with (`tools`:
+# systemd-analyze, logrotate). Idempotent: safe on a fresh machine, on one where they are
+# already up, and when run twice in a row.
 #
-# Usage: scripts/services.sh up|down|status [postgresql|mariadb ...]   (no names = both)
+# Usage: scripts/services.sh up|down|status [postgresql|mariadb|tools ...]   (no names = all)
 #
 # Environment (defaults in brackets):
 #   EFI_TEST_DB_USER [efi]  EFI_TEST_DB_PASSWORD [efi]  EFI_TEST_DB_NAME [efi_test]
@@ -236,21 +237,38 @@ mariadb_status() {
     log "mariadb: up ($HOST:$MARIADB_PORT, login as $DB_USER works)"
 }
 
+# --- tools ----------------------------------------------------------------------------------
+# tests/test_deploy_files.py checks the systemd unit with systemd-analyze and the logrotate
+# example with logrotate; nothing runs as a service.
+tools_up() { ensure_packages systemd logrotate; }
+tools_down() { :; }
+tools_status() {
+    local tool rc=0
+    for tool in systemd-analyze logrotate; do
+        if PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null; then
+            log "tools: $tool installed"
+        else
+            log "tools: $tool not installed"; rc=1
+        fi
+    done
+    return "$rc"
+}
+
 # --- main -----------------------------------------------------------------------------------
-usage() { echo "usage: $0 up|down|status [postgresql|mariadb ...]" >&2; exit 2; }
+usage() { echo "usage: $0 up|down|status [postgresql|mariadb|tools ...]" >&2; exit 2; }
 
 (($# >= 1)) || usage
 action="$1"; shift
 case "$action" in up | down | status) ;; *) usage ;; esac
 services=("$@")
-((${#services[@]})) || services=(postgresql mariadb)
+((${#services[@]})) || services=(postgresql mariadb tools)
 for s in "${services[@]}"; do
-    case "$s" in postgresql | mariadb) ;; *) usage ;; esac
+    case "$s" in postgresql | mariadb | tools) ;; *) usage ;; esac
 done
 
 rc=0
 for s in "${services[@]}"; do
-    fn="$([[ $s == postgresql ]] && echo pg || echo mariadb)_$action"
+    fn="$([[ $s == postgresql ]] && echo pg || echo "$s")_$action"
     if [[ $action == status ]]; then
         "$fn" || rc=1
     else

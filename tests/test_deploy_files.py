@@ -186,9 +186,7 @@ def test_logrotate_rotates_the_file_the_cron_line_writes() -> None:
 
 def test_logrotate_accepts_and_applies_the_example(tmp_path: Path) -> None:
     """A forced rotation of a copy: no error, the file emptied in place, its lines kept."""
-    logrotate = shutil.which("logrotate") or shutil.which("logrotate", path="/usr/sbin:/sbin")
-    if logrotate is None:
-        pytest.skip("logrotate is not installed")
+    logrotate = _tool("logrotate")
     log = tmp_path / "log" / "manager.log"
     log.parent.mkdir()
     log.write_text("a line of the log\n", encoding="utf-8")
