@@ -30,13 +30,12 @@ import sysconfig
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from status_cycle import lab_settings
+from lab import Timed, lab_settings, submit_held
 
 from efi_connector_slurm import SlurmConnector
 from efi_connector_slurm.commands import squeue_listing_command
@@ -46,63 +45,10 @@ from efi_job_manager.manager import Destination, JobManager
 from efi_job_manager.models import Job
 from efi_job_manager.repository import JobRepository, make_engine
 from efi_job_manager.schema import create_tables
-from efi_job_manager.transport import CommandResult, Transport
 
 HERE = Path(__file__).resolve().parent
 T0 = datetime(2026, 1, 1)
 SUBMIT_JOBS = 200
-
-
-class Timed(Transport):
-    """A transport that counts the commands it runs, by program, and adds up their time."""
-
-    def __init__(self, inner: Transport) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-        self.seconds = 0.0
-
-    @property
-    def description(self) -> str:
-        return self.inner.description
-
-    def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
-        begin = time.perf_counter()
-        try:
-            return self.inner.run(argv, **kwargs)
-        finally:
-            self.calls[argv[0]] += 1
-            self.seconds += time.perf_counter() - begin
-
-    def put(self, local: Path, remote: str, **kwargs: Any) -> None:
-        begin = time.perf_counter()
-        try:
-            self.inner.put(local, remote, **kwargs)
-        finally:
-            self.calls["put"] += 1
-            self.seconds += time.perf_counter() - begin
-
-    def get(self, remote: str, local: Path, **kwargs: Any) -> None:
-        begin = time.perf_counter()
-        try:
-            self.inner.get(remote, local, **kwargs)
-        finally:
-            self.calls["get"] += 1
-            self.seconds += time.perf_counter() - begin
-
-    def write_text(self, remote: str, text: str, **kwargs: Any) -> None:
-        begin = time.perf_counter()
-        try:
-            self.inner.write_text(remote, text, **kwargs)
-        finally:
-            self.calls["write_text"] += 1
-            self.seconds += time.perf_counter() - begin
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def reset(self) -> None:
-        self.calls.clear()
-        self.seconds = 0.0
 
 
 def median_of(repeats: int, fn: Any) -> float:
@@ -112,14 +58,6 @@ def median_of(repeats: int, fn: Any) -> float:
         fn()
         times.append(time.perf_counter() - begin)
     return statistics.median(times)
-
-
-def submit_held(transport: Transport, count: int) -> list[str]:
-    """``count`` held jobs in one shell loop: the plain sbatch loop, also the rate's reference."""
-    loop = (f'i=0; while [ "$i" -lt {count} ]; do sbatch --parsable --hold '
-            "--job-name=efi-bench --output=/dev/null --wrap=true || exit 1; i=$((i+1)); done")
-    done = transport.run(["sh", "-c", loop], timeout=3600, check=True)
-    return [line.split(";")[0] for line in done.stdout.split()]
 
 
 def status_cycle(connector: SlurmConnector, timed: Timed, ids: list[str], tmp: Path,

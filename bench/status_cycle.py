@@ -14,74 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 import statistics
 import time
 from collections import Counter
-from collections.abc import Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
+
+from lab import Timed, lab_settings, submit_held
 
 from efi_connector_slurm import SlurmConnector
 from efi_connector_slurm.commands import sacct_command
-from efi_job_manager.transport import CommandResult, Transport
-
-LAB = Path(os.environ.get("EFI_SLURM_LAB", "/tmp/efi-slurm-lab"))  # noqa: S108 - the lab
 
 
-class Counting(Transport):
-    """A transport that counts the commands it runs, by program."""
-
-    def __init__(self, inner: Transport) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-
-    @property
-    def description(self) -> str:
-        return self.inner.description
-
-    def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
-        self.calls[argv[0]] += 1
-        return self.inner.run(argv, **kwargs)
-
-    def put(self, local: Path, remote: str, **kwargs: Any) -> None:
-        self.inner.put(local, remote, **kwargs)
-
-    def get(self, remote: str, local: Path, **kwargs: Any) -> None:
-        self.inner.get(remote, local, **kwargs)
-
-    def write_text(self, remote: str, text: str, **kwargs: Any) -> None:
-        self.inner.write_text(remote, text, **kwargs)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-def lab_settings(mode: str) -> dict[str, Any]:
-    env = {}
-    for line in (LAB / "env.sh").read_text().splitlines():
-        if line.startswith("export "):
-            name, _, value = line.removeprefix("export ").partition("=")
-            env[name] = shlex.split(value)[0]
-    if mode == "local":
-        return {"slurm_conf": env["SLURM_CONF"]}
-    return {"transport": "ssh", "host": env["EFI_SLURM_SSH_HOST"],
-            "ssh_config": env["EFI_SLURM_SSH_CONFIG"],
-            "remote_dir": f"{env['EFI_SLURM_SCRATCH']}/bench"}
-
-
-def submit_held(connector: SlurmConnector, count: int) -> list[str]:
-    loop = (f'i=0; while [ "$i" -lt {count} ]; do sbatch --parsable --hold '
-            "--job-name=efi-bench --output=/dev/null --wrap=true || exit 1; i=$((i+1)); done")
-    done = connector.transport.run(["sh", "-c", loop], timeout=600, check=True)
-    return [line.split(";")[0] for line in done.stdout.split()]
-
-
-def measure(connector: SlurmConnector, counting: Counting, count: int,
+def measure(connector: SlurmConnector, counting: Timed, count: int,
             repeats: int) -> dict[str, Any]:
-    ids = submit_held(connector, count)
+    ids = submit_held(connector.transport, count)
     try:
         times, calls = [], Counter[str]()
         statuses: dict[str, Any] = {}
@@ -116,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = json.loads(args.settings) if args.settings else lab_settings(args.mode)
     connector = SlurmConnector(settings)
-    counting = Counting(connector.transport)
+    counting = Timed(connector.transport)
     connector.transport = counting
     connector.transport.run(["true"])  # open the ssh master connection outside the timings
     print(f"mode={args.mode} transport={counting.description}")

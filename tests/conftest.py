@@ -12,6 +12,7 @@ never a skip.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -190,6 +191,19 @@ def make_database_url(tmp_path: Path) -> Iterator[Callable[[str], str]]:
 def check_database_server() -> Callable[[str, str | URL], str | None]:
     """``check_server(backend, url)``: a masked failure message, or None if it answers."""
     return check_server
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The root logger's handlers and level as they were before the test (added ones closed)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
 
 
 def pytest_report_header() -> list[str]:

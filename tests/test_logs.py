@@ -20,17 +20,6 @@ def site(tmp_path: Path) -> Iterator[Site]:
     yield from make_site(tmp_path, f"sqlite:///{tmp_path / 'efi.db'}")
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-
-
 def test_text_lines_say_utc_and_the_job(restore_logging: None) -> None:
     """``…Z`` times; inside about_job every line, a connector's too, names job and destination."""
     out = io.StringIO()

@@ -13,19 +13,18 @@ import json
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
 import time
 import tomllib
-import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from observing import free_port, scrape
 from slurm_lab import lab_environment
 from sqlalchemy import insert
 
@@ -113,7 +112,7 @@ def test_a_migrated_first_manager_site_runs_a_job_and_is_seen(
         destination["slurm_conf"] = lab_env["SLURM_CONF"]
         command = list(STANDIN_COMMAND)
     settings["pipelines"]["command"] = command
-    port = _free_port()
+    port = free_port()
     settings["metrics"] = {"port": port}
     settings["log"] = {**settings.get("log", {}), "format": "json"}
     settings["manager"]["interval"] = "1s"
@@ -125,7 +124,7 @@ def test_a_migrated_first_manager_site_runs_a_job_and_is_seen(
                                env=lab_env)
     try:
         _wait_finished(new, capsys)
-        scraped = _scrape(port)
+        scraped = scrape(port)
         code, status = _status(new, capsys)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -140,12 +139,6 @@ def test_a_migrated_first_manager_site_runs_a_job_and_is_seen(
     records = [json.loads(line) for line in (tmp_path / "job_manager.log").read_text()
                .splitlines()]
     assert any(r.get("job_id") == 1 and "finished" in r["message"] for r in records)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _status(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, Any]:
@@ -164,12 +157,3 @@ def _wait_finished(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
             raise AssertionError(f"the job failed: {status}")
         time.sleep(1)
     raise AssertionError("the job did not finish within 120 s")
-
-
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 from engine_site import Site, fasta_job, make_site, run_until
-from prometheus_client.parser import text_string_to_metric_families
+from observing import free_port, scrape
 from sqlalchemy import insert
 
 from efi_job_manager.catalogue.site import STANDIN_COMMAND
@@ -37,12 +36,6 @@ from efi_job_manager.repository import make_engine
 from efi_job_manager.schema import create_tables
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _write_site(tmp_path: Path, *, delay: float, port: int | None = None,
@@ -101,13 +94,6 @@ def _status_json(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int,
     return code, json.loads(capsys.readouterr().out)
 
 
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
 def _wait(what: str, done: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not done():
@@ -143,7 +129,7 @@ def test_status_and_metrics_follow_a_real_run(
     Five jobs of two users with one running job per user: two run, three wait held back by
     ``max_running_jobs_per_user``; all five end finished, one user's after another.
     """
-    port = _free_port()
+    port = free_port()
     config = _write_site(tmp_path, delay=3, port=port)
     now = datetime.utcnow()
     _insert(tmp_path, [fasta_job(i, user_id=1 if i <= 3 else 2,
@@ -156,7 +142,7 @@ def test_status_and_metrics_follow_a_real_run(
                                                             datetime.utcnow())))
 
     _check_status_while_two_run(tmp_path, config, process, capsys)
-    scraped = _scrape(port)
+    scraped = scrape(port)
     labels = (("destination", "default"), ("pipeline", "est"))
     assert scraped[("efi_job_manager_submissions_total", labels)] == 2
     assert scraped[("efi_job_manager_jobs", (("destination", "default"), ("pipeline", "est"),
@@ -170,9 +156,9 @@ def test_status_and_metrics_follow_a_real_run(
     assert versions == [(("version", package_version()),)]
 
     _wait("all five finished", lambda: set(_statuses(tmp_path).values()) == {"finished"}, 120)
-    _wait("the metrics counted them", lambda: _scrape(port).get(
+    _wait("the metrics counted them", lambda: scrape(port).get(
         ("efi_job_manager_jobs_finished_total", (("pipeline", "est"),))) == 5)
-    scraped = _scrape(port)
+    scraped = scrape(port)
     assert scraped[("efi_job_manager_submissions_total", labels)] == 5
     assert scraped[("efi_job_manager_queue_wait_seconds_count", (("pipeline", "est"),))] == 5
     # every job waited over 5 minutes: timeCreated is 5 to 9 minutes ago
@@ -293,18 +279,6 @@ def test_heartbeats_say_running_silent_or_stopped(tmp_path: Path) -> None:
     assert found[0] == alive  # read back as written
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
-
-
 def test_a_log_file_is_written_and_rotated(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_logging: None) -> None:
     """[log] file gets the same lines as standard error, in [log] format, rotated by size."""
@@ -347,7 +321,7 @@ def test_what_a_row_holds_never_becomes_a_metric_label(site: Site) -> None:
     manager.metrics.serve("127.0.0.1", 0)
     try:
         manager.run_once()
-        scraped = _scrape(manager.metrics.port or 0)
+        scraped = scrape(manager.metrics.port or 0)
     finally:
         manager.metrics.close()
     labels = {dict(labels).get(key) for (_, labels) in scraped

@@ -97,17 +97,13 @@ class _JsonFormatter(logging.Formatter):
 def configure_logging(level: int | str, fmt: LogFormat = "text",
                       stream: TextIO | None = None) -> logging.Handler:
     """Send the root logger's records to ``stream`` (standard error) as ``fmt`` lines."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         if getattr(old, "_efi_job_manager", False):
             root.removeHandler(old)
             old.close()  # a file is closed; a stream handler leaves its stream open
-    handler._efi_job_manager = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
     root.setLevel(level)
-    return handler
+    return _add(logging.StreamHandler(stream or sys.stderr), fmt)
 
 
 def add_log_file(path: Path, fmt: LogFormat = "text", *, max_bytes: int,
@@ -120,8 +116,13 @@ def add_log_file(path: Path, fmt: LogFormat = "text", *, max_bytes: int,
     Raises:
         OSError: the file cannot be opened for appending.
     """
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes,
-                                                   backupCount=backups, encoding="utf-8")
+    return _add(logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes,
+                                                     backupCount=backups, encoding="utf-8"),
+                fmt)
+
+
+def _add(handler: logging.Handler, fmt: LogFormat) -> logging.Handler:
+    """Give the root logger ``handler`` writing ``fmt`` lines, marked as ours."""
     handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
     handler._efi_job_manager = True  # type: ignore[attr-defined]
     logging.getLogger().addHandler(handler)

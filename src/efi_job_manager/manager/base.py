@@ -101,7 +101,7 @@ class ManagerBase:
         #: The manager's Prometheus metrics (served by ``run`` when ``[metrics] port`` is set).
         self.metrics = ManagerMetrics()
         self.metrics.prepare(list(self.destinations), sorted(
-            {self._pipeline_name(t) or t for t in catalogue.job_types()}))
+            {self.pipeline_label(t) for t in catalogue.job_types()}))
         self._presence: PresenceFile | None = None  # written from the first cycle on
         #: True for a process that runs one cycle and exits (``run --once`` from cron): its
         #: heartbeat is one file per host, rewritten by each run and never marked stopped.
@@ -320,9 +320,14 @@ class ManagerBase:
             return list(destination.connector.find_job(self._spec(job, claim=claim)))
 
 
+    def _cancel(self, destination: Destination, ids: list[str]) -> None:
+        """Cancel ``ids`` on ``destination``, timed in the metrics; raises what it raises."""
+        with self.metrics.command(destination.name, "cancel"):
+            destination.connector.cancel_jobs(ids)
+
+
     def _cancel_quietly(self, destination: Destination, ids: list[str]) -> None:
         try:
-            with self.metrics.command(destination.name, "cancel"):
-                destination.connector.cancel_jobs(ids)
+            self._cancel(destination, ids)
         except Exception as exc:
             log.error("destination %s: cannot cancel %s: %s", destination.label, ids, exc)

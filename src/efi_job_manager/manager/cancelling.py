@@ -48,8 +48,7 @@ class CancelStep(ManagerBase):
                 cycle.planned.extend(PlannedAction(j.id, "cancel", name) for j, _ in group)
                 continue
             try:
-                with self.metrics.command(name, "cancel"):
-                    self.destinations[name].connector.cancel_jobs(ids)
+                self._cancel(self.destinations[name], ids)
             except Exception as exc:  # a connector's bug must not stop the cycle
                 cycle.errors.append(f"cancelling {', '.join(ids)} on {name}: {exc}")
                 log.warning("destination %s: cannot cancel %s: %s",

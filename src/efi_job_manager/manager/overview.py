@@ -11,7 +11,6 @@ import attrs
 from efi_job_manager.manager.base import ManagerBase
 from efi_job_manager.manager.limits import Hold
 from efi_job_manager.manager.presence import ManagerPresence, read_presences
-from efi_job_manager.repository import CandidateJob
 from efi_job_manager.status import Status
 
 __all__ = ["HeldBack", "JobCount", "Overview", "OverviewStep"]
@@ -112,12 +111,9 @@ class OverviewStep(ManagerBase):
         """
         limits = self._limits(self.repository.running_counts(),
                               self.paused_destinations() if paused is None else paused)
-        candidates = self.repository.jobs([Status.NEW], limit=HELD_BACK_SCAN,
-                                          newest_first=False)
-        candidates.sort(key=lambda j: (j.timeCreated or datetime.min, j.id))
         held: list[HeldBack] = []
-        for job in candidates:
-            hold = limits.hold(CandidateJob(job.id, job.job_type, job.user_id, job.timeCreated))
+        for job in self.repository.waiting(HELD_BACK_SCAN):
+            hold = limits.hold(job)
             if hold is not None:
                 held.append(HeldBack(job.id, job.job_type, job.user_id,
                                      self.route(job.job_type), hold))

@@ -61,6 +61,11 @@ class Claims(RepositoryBase):
         with self.engine.connect() as conn:
             return self._running_counts(conn)
 
+    def waiting(self, limit: int) -> list[CandidateJob]:
+        """The ``limit`` oldest ``new`` rows of a known type, in the order a claim takes them."""
+        with self.engine.connect() as conn:
+            return [_candidate(r) for r in conn.execute(self._candidates(scan=limit))]
+
     def claim_new(self, limit: int, *, gate: Gate | None = None) -> list[Job]:
         """Move up to ``limit`` ``new`` jobs to ``running``, oldest first, and return them.
 
@@ -94,8 +99,7 @@ class Claims(RepositoryBase):
                 # the oldest few usually hold the pick; when all of them are held back,
                 # the oldest of each (user, job type) is read: one per pair, not all rows
                 for stmt in (oldest, heads):
-                    candidates = (CandidateJob(int(r.id), str(r.job_type), r.user_id,
-                                               r.timeCreated) for r in conn.execute(stmt))
+                    candidates = (_candidate(r) for r in conn.execute(stmt))
                     pick = next((c for c in candidates if accept is None or accept(c)), None)
                     if pick is not None:
                         break
@@ -181,3 +185,8 @@ class Claims(RepositoryBase):
             "running_by_user": select(table.c.user_id, func.count())
                 .where(running).group_by(table.c.user_id),
         }
+
+
+def _candidate(row: Any) -> CandidateJob:
+    """A row of `Claims._candidates` as the gate sees it."""
+    return CandidateJob(int(row.id), str(row.job_type), row.user_id, row.timeCreated)
