@@ -159,14 +159,17 @@ def submission(mode: str, settings: dict[str, Any], tmp: Path) -> dict[str, Any]
                          claim_batch=1000)
     ids: list[str] = []
     try:
+        timed.reset()
         begin = time.perf_counter()
-        started = 0
+        started = cycles = 0
         while started < SUBMIT_JOBS:
             report = manager.run_once()
+            cycles += 1
             started += len(report.started)
             if report.errors and not report.started:
                 raise SystemExit(f"{mode}: the manager cannot submit: {report.errors[0]}")
         manager_s = time.perf_counter() - begin
+        calls = dict(timed.calls)
         ids = [str(j.schedulerJobId) for j in repo.running_jobs()]
         begin = time.perf_counter()
         ids += submit_held(timed, SUBMIT_JOBS)
@@ -175,7 +178,8 @@ def submission(mode: str, settings: dict[str, Any], tmp: Path) -> dict[str, Any]
         if ids:
             connector.cancel_jobs(ids)
         manager.close()
-    return {"jobs": SUBMIT_JOBS, "manager_jobs_per_s": SUBMIT_JOBS / manager_s,
+    return {"jobs": SUBMIT_JOBS, "cycles": cycles, "transport_calls": calls,
+            "manager_jobs_per_s": SUBMIT_JOBS / manager_s,
             "sbatch_loop_jobs_per_s": SUBMIT_JOBS / loop_s,
             "ratio": (SUBMIT_JOBS / manager_s) / (SUBMIT_JOBS / loop_s)}
 
@@ -211,7 +215,8 @@ def run_mode(mode: str, counts: list[int], cycles: int, tmp: Path) -> dict[str, 
     out["submission"] = submission(mode, settings, tmp)
     sub = out["submission"]
     print(f"{mode} submission: manager {sub['manager_jobs_per_s']:.1f} jobs/s, sbatch loop "
-          f"{sub['sbatch_loop_jobs_per_s']:.1f} jobs/s (ratio {sub['ratio']:.2f})", flush=True)
+          f"{sub['sbatch_loop_jobs_per_s']:.1f} jobs/s (ratio {sub['ratio']:.2f}); "
+          f"{sub['cycles']} cycles, transport calls {sub['transport_calls']}", flush=True)
     return out
 
 

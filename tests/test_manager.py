@@ -181,7 +181,7 @@ def test_a_crash_right_after_submitting_adopts_the_job_instead_of_resubmitting(
     def crash(*_args: object) -> bool:
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(crashing.repository, "set_scheduler_id", crash)
+    monkeypatch.setattr(crashing.repository, "set_scheduler_ids", crash)
     with pytest.raises(KeyboardInterrupt):
         crashing.run_once()
     assert site.status(1) == "running"
@@ -222,7 +222,7 @@ def test_a_reused_id_starts_afresh_and_never_adopts_the_earlier_rows_job(
     def crash(*_args: object) -> bool:
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(crashing.repository, "set_scheduler_id", crash)
+    monkeypatch.setattr(crashing.repository, "set_scheduler_ids", crash)
     with pytest.raises(KeyboardInterrupt):
         crashing.run_once()
     old = submissions(crashing, connector, 1)
@@ -258,7 +258,7 @@ def test_a_job_cancelled_after_a_crash_before_its_id_was_stored_is_cancelled_the
     def crash(*_args: object) -> bool:
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(crashing.repository, "set_scheduler_id", crash)
+    monkeypatch.setattr(crashing.repository, "set_scheduler_ids", crash)
     with pytest.raises(KeyboardInterrupt):
         crashing.run_once()
     (sid,) = submissions(crashing, connector, 1)

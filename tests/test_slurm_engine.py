@@ -298,7 +298,7 @@ def test_a_manager_killed_right_after_sbatch_adopts_the_job_instead_of_resubmitt
     def crash(*_args: object) -> bool:
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(crashing.repository, "set_scheduler_id", crash)
+    monkeypatch.setattr(crashing.repository, "set_scheduler_ids", crash)
     with pytest.raises(KeyboardInterrupt):
         crashing.run_once()
     assert site.status(job_id) == "running"

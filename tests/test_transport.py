@@ -184,6 +184,39 @@ def test_put_and_get_a_directory_with_exclude(tmp_path: Path, use_rsync: bool) -
     assert "late.txt" in _files(back)
 
 
+@pytest.mark.parametrize(
+    "use_rsync",
+    [
+        pytest.param(True, marks=pytest.mark.skipif(not HAVE_RSYNC, reason="rsync missing")),
+        False,
+    ],
+    ids=["rsync", "shutil"],
+)
+def test_put_a_directory_copies_its_entries_and_leaves_the_targets_mode(
+        tmp_path: Path, use_rsync: bool) -> None:
+    """A private staging directory (0700) put into a shared one leaves the shared one's mode;
+    its entries (their own modes, links as links) land inside, merged with what is there."""
+    transport = LocalTransport(use_rsync=use_rsync)
+    source = _make_tree(tmp_path / "staging")
+    (source / "link").symlink_to("a.txt")
+    source.chmod(0o700)
+    (source / "sub").chmod(0o751)
+    target = tmp_path / "shared"
+    target.mkdir()
+    target.chmod(0o2775)
+    (target / "kept.txt").write_text("kept")
+    transport.put(source, str(target))
+    assert stat.S_IMODE(target.stat().st_mode) == 0o2775
+    assert stat.S_IMODE((target / "sub").stat().st_mode) == 0o751
+    assert _files(target) == _files(source) | {"kept.txt"}
+    assert (target / "link").is_symlink()
+    assert os.readlink(target / "link") == "a.txt"
+    (source / "a.txt").write_text("A again")
+    transport.put(source, str(target))  # a second put replaces what it copied
+    assert (target / "a.txt").read_text() == "A again"
+    assert os.readlink(target / "link") == "a.txt"
+
+
 def test_put_a_file_creates_parents(tmp_path: Path) -> None:
     transport = LocalTransport()
     (tmp_path / "f.txt").write_text("F")

@@ -297,6 +297,25 @@ def test_put_a_directory_and_get_it_back_without_work(
         assert "cannot exclude work/" in caplog.text
 
 
+@pytest.mark.parametrize("transfer", ["rsync", "scp"])
+def test_put_a_directory_leaves_the_remote_directorys_mode(
+    ssh_lab: SshLab, remote_dir: str, tmp_path: Path, transfer: str
+) -> None:
+    """A private local directory (0700) put into a remote one copies its entries; the remote
+    directory keeps its own mode."""
+    source = _make_tree(tmp_path / "staging")
+    source.chmod(0o700)
+    target = f"{remote_dir}/shared"
+    with ssh_lab.transport(transfer=transfer) as transport:
+        transport.run(["mkdir", target], check=True)
+        transport.run(["chmod", "2775", target], check=True)
+        transport.put(source, target)
+        mode = transport.run(["stat", "-c", "%a", target], check=True).stdout.strip()
+        assert mode == "2775"
+        found = transport.run(["find", target, "-type", "f"], check=True).stdout.split("\n")
+        assert {p[len(target) + 1 :] for p in found if p} == _files(source)
+
+
 # -- failures ---------------------------------------------------------------------------------
 
 

@@ -6,7 +6,8 @@ when it is not. It is found through ``$EFI_SLURM_LAB/env.sh`` (default ``/tmp/ef
 - ``lab``: the lab's environment, root's Slurm commands, and stopping/starting one daemon
   (always started again, even when the test fails);
 - ``slurm``: a factory of connectors (``local`` or ``ssh`` mode) and job specs with fresh
-  job ids, which cancels every job the test submitted and closes the connectors.
+  job ids, which cancels every job the test submitted and closes the connectors;
+- `Recording`: a transport that notes every call before passing it on (to count them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import random
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,11 @@ import pytest
 from slurm_lab import Lab, current_lab
 
 from efi_connector_slurm import SlurmConnector
+from efi_connector_slurm.archive import UNPACK_SCRIPT
+from efi_connector_slurm.sbatch_batch import SBATCH_BATCH_SCRIPT
 from efi_job_manager.connector import JobSpec, SchedulerStatus
 from efi_job_manager.status import SchedulerState
+from efi_job_manager.transport import CommandResult, Transport
 
 POLL_TIMEOUT = 60.0
 
@@ -106,3 +110,60 @@ def slurm(lab: Lab, tmp_path: Path) -> Iterator[Slurm]:
     helper = Slurm(lab, tmp_path / "results")
     yield helper
     helper.cleanup()
+
+
+class Recording(Transport):
+    """Passes every call to ``inner`` after noting it: ``("run", *argv)``, ``("put", local,
+    remote)``, ``("get", remote, local)``, ``("write_text", remote)``."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, ...]] = []
+
+    @property
+    def description(self) -> str:
+        return self.inner.description
+
+    def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
+        self.calls.append(("run", *argv))
+        return self.inner.run(argv, **kwargs)
+
+    def put(self, local: Path, remote: str, **kwargs: Any) -> None:
+        self.calls.append(("put", str(local), remote))
+        self.inner.put(local, remote, **kwargs)
+
+    def get(self, remote: str, local: Path, **kwargs: Any) -> None:
+        self.calls.append(("get", remote, str(local)))
+        self.inner.get(remote, local, **kwargs)
+
+    def write_text(self, remote: str, text: str, **kwargs: Any) -> None:
+        self.calls.append(("write_text", remote))
+        self.inner.write_text(remote, text, **kwargs)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def count(self, kind: str) -> int:
+        """How many calls of ``kind`` (``put``…; a program's name for ``run``; ``sbatch-batch``
+        for the batch submission script, ``unpack`` for the staging archive's)."""
+        return sum(1 for call in self.calls if _kind(call) == kind)
+
+
+def _kind(call: tuple[str, ...]) -> str:
+    if call[0] != "run":
+        return call[0]
+    if call[1:4] == ("sh", "-c", SBATCH_BATCH_SCRIPT):
+        return "sbatch-batch"
+    if call[1:4] == ("sh", "-c", UNPACK_SCRIPT):
+        return "unpack"
+    return call[1]
+
+
+@pytest.fixture
+def recorded() -> Callable[[SlurmConnector], Recording]:
+    """Put a `Recording` around a connector's transport; return the recording."""
+    def wrap(connector: SlurmConnector) -> Recording:
+        recording = Recording(connector.transport)
+        connector.transport = recording
+        return recording
+    return wrap

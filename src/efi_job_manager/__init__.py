@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from efi_job_manager.connector import (
         BaseConnector,
         ConnectorError,
+        JobOutcome,
         JobSpec,
         PermanentError,
         Resources,
@@ -46,6 +47,7 @@ __version__ = _version("efi-job-manager")
 _HOMES: dict[str, str] = {
     "ConfigError": "config", "Settings": "config",
     "BaseConnector": "connector", "ConnectorError": "connector", "JobSpec": "connector",
+    "JobOutcome": "connector",
     "PermanentError": "connector", "Resources": "connector", "SchedulerStatus": "connector",
     "TransientError": "connector",
     "ConnectorLoadError": "discovery", "ConnectorNotFound": "discovery",
@@ -71,6 +73,7 @@ __all__ = [
     "InvalidTransition",
     "JobEvent",
     "JobManager",
+    "JobOutcome",
     "JobRepository",
     "JobSpec",
     "ManagerMetrics",

@@ -16,7 +16,7 @@ import abc
 import fnmatch
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +30,7 @@ __all__ = [
     "PIPELINE_PASSTHROUGH",
     "BaseConnector",
     "ConnectorError",
+    "JobOutcome",
     "JobSpec",
     "PermanentError",
     "Resources",
@@ -151,6 +152,40 @@ class SchedulerStatus:
         return cls(SchedulerState.UNKNOWN, reason=reason, raw=raw)
 
 
+@attrs.frozen
+class JobOutcome:
+    """What became of one job of a batch call (`BaseConnector.prepare_jobs`, ``submit_jobs``).
+
+    Attributes:
+        job_id: The job (`JobSpec.job_id`).
+        value: What the call gives for the job when it worked: the path of ``params.json``
+            where the job runs (``prepare_jobs``) or the scheduler's id (``submit_jobs``).
+        error: Why it did not: a `PermanentError` is the job's fault (the job fails);
+            anything else (a `TransientError`…) leaves the job to be tried again.
+        attempted: False when nothing at all was done for the job, because the connector
+            stopped before it (an earlier job found the cluster unavailable): such a job
+            cannot have been submitted, and goes back to the queue at once.
+    """
+
+    job_id: int
+    value: str | None = None
+    error: Exception | None = None
+    attempted: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        """Check that the outcome holds a value or an error, not both nor neither."""
+        if (self.value is None) == (self.error is None):
+            raise ValueError(f"job {self.job_id}: an outcome holds a value or an error")
+        if not self.attempted and self.error is None:
+            raise ValueError(f"job {self.job_id}: a job not attempted cannot have a value")
+
+    @classmethod
+    def not_attempted(cls, job_id: int, why: Exception) -> JobOutcome:
+        """The outcome of a job the connector did not try, because of ``why``."""
+        return cls(job_id, error=TransientError(f"job {job_id} not tried: {why}"),
+                   attempted=False)
+
+
 class BaseConnector(abc.ABC):
     """The base every connector derives from.
 
@@ -220,6 +255,52 @@ class BaseConnector(abc.ABC):
             PermanentError: the results cannot be had.
 
         """
+
+    # -- batches: a cycle's jobs for this destination in few calls ---------------------
+
+    def prepare_jobs(self, specs: Sequence[JobSpec]) -> list[JobOutcome]:
+        """Stage several jobs where they will run: one `JobOutcome` per spec, in order.
+
+        The manager stages each cycle's new jobs of a destination with one call. An
+        outcome's value is the job's ``params.json`` path there, as from
+        `prepare_job_environment` (whose rules hold for each job). The default calls
+        `prepare_job_environment` for each job; after a `TransientError` (or another
+        unexpected error) it stops, and the jobs after it are not attempted. A connector
+        that can stage many jobs in one transfer overrides it.
+        """
+        return self._one_by_one(specs, self.prepare_job_environment)
+
+    def submit_jobs(self, jobs: Sequence[tuple[JobSpec, str]]) -> list[JobOutcome]:
+        """Submit several prepared jobs, each given with its ``params.json`` path.
+
+        One `JobOutcome` per job, in order; a value is the job's scheduler id, as from
+        `submit_job` (whose rules hold for each job, the name lookup before a retry
+        included). A job whose outcome is not known (the reply was lost) must have an
+        attempted error: the manager then looks it up by name before submitting it
+        again. The default calls `submit_job` for each job and stops after a
+        `TransientError` (or another unexpected error); the jobs after it are not
+        attempted. A connector that can submit many jobs in one call overrides it.
+        """
+        params = {spec.job_id: path for spec, path in jobs}
+        return self._one_by_one([spec for spec, _ in jobs],
+                                lambda spec: self.submit_job(spec, params[spec.job_id]))
+
+    @staticmethod
+    def _one_by_one(specs: Sequence[JobSpec], act: Callable[[JobSpec], str]) -> list[JobOutcome]:
+        outcomes: list[JobOutcome] = []
+        stopped: Exception | None = None
+        for spec in specs:
+            if stopped is not None:
+                outcomes.append(JobOutcome.not_attempted(spec.job_id, stopped))
+                continue
+            try:
+                outcomes.append(JobOutcome(spec.job_id, act(spec)))
+            except PermanentError as exc:
+                outcomes.append(JobOutcome(spec.job_id, error=exc))
+            except Exception as exc:  # a connector's failure is the job's outcome
+                outcomes.append(JobOutcome(spec.job_id, error=exc))
+                stopped = exc
+        return outcomes
 
     # -- with defaults ---------------------------------------------------------------
 

@@ -5,8 +5,9 @@ here as small JSON files written atomically (temporary name, then rename):
 
 - ``params.json`` and the staged inputs: what the pipeline reads;
 - ``failure.json``: why a job failed, for users, operators and ``jobs show``;
-- ``.efi/destination.json``: where the job was submitted and its scheduler id,
-  so status, cancel and results go to the same place after routing changes;
+- ``.efi/destination.json``: where the job was submitted (and its scheduler id when
+  ``schedulerJobId`` holds only a stand-in for it), so status, cancel and results go to
+  the same place after routing changes;
 - ``.efi/cancel.json``: the cancellation was sent to the scheduler;
 - ``.efi/unknown.json``: since when the scheduler has not known the job;
 - ``.efi/resources.json``: resource overrides for the next submissions (set by a retry;

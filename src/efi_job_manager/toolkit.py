@@ -4,7 +4,7 @@ A connector package imports from here only: the contract (`BaseConnector`,
 `JobSpec` with its `Resources`, `SchedulerStatus`, the errors), the converters of resource
 values (`parse_slurm_time`, `parse_memory`, `format_memory`…), the environment a pipeline may see
 (`pipeline_environment`), the transports (`LocalTransport`, `SshTransport`), the
-job-file helpers (`atomic_write_text`, `relocate_params`, `connector_folder`),
+job-file helpers (`atomic_write_text`, `one_sync`, `relocate_params`, `connector_folder`),
 retrying (`retry_call` with the `SCHEDULER` and `TRANSPORT` policies) and the settings
 engine (`structure_settings` reads a destination's ``settings`` table into the
 connector's attrs class, reporting every problem at once in a `ConfigError`; value kinds
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         PIPELINE_PASSTHROUGH,
         BaseConnector,
         ConnectorError,
+        JobOutcome,
         JobSpec,
         PermanentError,
         Resources,
@@ -46,7 +47,12 @@ if TYPE_CHECKING:
         TransientError,
         pipeline_environment,
     )
-    from efi_job_manager.jobfiles import atomic_write_text, connector_folder, relocate_params
+    from efi_job_manager.jobfiles import (
+        atomic_write_text,
+        connector_folder,
+        one_sync,
+        relocate_params,
+    )
     from efi_job_manager.retry import SCHEDULER, TRANSPORT, RetryPolicy, retry_call
     from efi_job_manager.status import SchedulerState
     from efi_job_manager.transport import (
@@ -86,6 +92,7 @@ __all__ = [
     "Duration",
     "HostKeyError",
     "Invalid",
+    "JobOutcome",
     "JobSpec",
     "LocalTransport",
     "MemorySize",
@@ -113,6 +120,7 @@ __all__ = [
     "format_duration",
     "format_memory",
     "format_slurm_time",
+    "one_sync",
     "parse_duration",
     "parse_memory",
     "parse_slurm_time",
@@ -147,9 +155,11 @@ _HOMES: dict[str, str] = {
     "format_slurm_time": "efi_job_manager.units",
     "HostKeyError": "efi_job_manager.transport",
     "Invalid": "efi_job_manager.config.errors",
+    "JobOutcome": "efi_job_manager.connector",
     "JobSpec": "efi_job_manager.connector",
     "LocalTransport": "efi_job_manager.transport",
     "MemorySize": "efi_job_manager.config.values",
+    "one_sync": "efi_job_manager.jobfiles",
     "parse_duration": "efi_job_manager.config.values",
     "parse_memory": "efi_job_manager.units",
     "parse_slurm_time": "efi_job_manager.units",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 __all__ = [
     "MEMORY_KILL_PATTERN",
@@ -53,6 +54,8 @@ SACCT_FIELDS: tuple[str, ...] = (
 #: reason. ``%j`` (the name) is the only free text.
 SQUEUE_FIELDS: tuple[str, ...] = ("%i", "%j", "%T", "%r")
 
+_T = TypeVar("_T")
+
 _JOB_ID = re.compile(r"\d+(?:_\d+|\+\d+)?")
 _SQUEUE_FORMAT = "|".join(SQUEUE_FIELDS)
 
@@ -82,10 +85,10 @@ def validate_job_name(name: str) -> str:
     return name
 
 
-def chunks(ids: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    """Split ``ids`` into runs of at most ``size``, in order: one command line per run."""
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
+def chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    """Split ``items`` into runs of at most ``size``, in order: one command line per run."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _user_name(user: str) -> str:

@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_COMMAND_TIMEOUT",
     "DEFAULT_RETRIEVE_EXCLUDE",
     "DEFAULT_SACCT_LOOKBACK",
+    "DEFAULT_SUBMIT_PARALLEL",
     "FORBIDDEN_SBATCH_OPTIONS",
     "PROFILE_KEYS",
     "SETTING_KEYS",
@@ -47,6 +48,8 @@ __all__ = [
 
 DEFAULT_CHUNK_SIZE = 500
 """Job ids per ``sacct`` call."""
+DEFAULT_SUBMIT_PARALLEL = 4
+"""``sbatch`` commands run at once when a batch of jobs is submitted."""
 DEFAULT_SACCT_LOOKBACK = 30 * 86400.0
 """Seconds ``sacct`` looks back."""
 DEFAULT_COMMAND_TIMEOUT = 60.0
@@ -263,7 +266,10 @@ class SlurmSettings(Profile):
         profiles: Resource profiles by pipeline short name (``est``, ``generatessn``…) or
             job type: a job's pipeline's profile, then its job type's, go over the
             top-level resource keys.
-        chunk_size: Job ids per ``sacct`` and per ``scancel`` call.
+        chunk_size: Job ids per ``sacct`` and per ``scancel`` call, and jobs per remote call
+            that submits a batch of jobs.
+        submit_parallel: How many ``sbatch`` run at once in the remote call that submits a
+            batch of jobs (``xargs -P``).
         sacct_lookback: How far back ``sacct`` looks (``sacct --starttime``; without it
             sacct shows only today's jobs).
         command_timeout: Seconds a Slurm command may take; a timeout is a
@@ -301,6 +307,8 @@ class SlurmSettings(Profile):
         factory=dict)
     chunk_size: Annotated[int, at_least(
         1, "a whole number of job ids per sacct call, at least 1")] = DEFAULT_CHUNK_SIZE
+    submit_parallel: Annotated[int, at_least(
+        1, "a whole number of sbatch run at once, at least 1")] = DEFAULT_SUBMIT_PARALLEL
     sacct_lookback: Annotated[float, duration(
         positive=True, expected='a duration > 0 (how far back sacct looks): seconds, or a '
         'string such as "30d", "12h"')] = DEFAULT_SACCT_LOOKBACK

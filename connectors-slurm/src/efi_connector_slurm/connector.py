@@ -2,8 +2,10 @@
 
 The connector orchestrates; each step has its module, visited once per call:
 
-- submit: `staging` (where the job runs, what is copied there) and `script` (the batch
-  script) → `commands` → the transport → `parsing`;
+- stage: `staging` (where the job runs, what is copied there: a batch of jobs in one
+  transfer) and `script` (the batch script) → the transport;
+- submit: `submission` (one job with retries, or a batch in one remote call, and the outage
+  hold) → `commands`, `sbatch_batch` → the transport → `parsing`;
 - status: `statuses` (sacct, squeue, scontrol, the memory-kill check) → `commands` → the
   transport → `parsing`;
 - cancel, find by name: `commands` → the transport → `parsing`; the site's health:
@@ -21,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import shlex
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,17 +32,11 @@ from efi_connector_slurm.commands import (
     chunks,
     find_job_command,
     find_job_sacct_command,
-    sbatch_command,
     scancel_command,
     validate_job_id,
 )
 from efi_connector_slurm.config import SlurmSettings, parse_settings
-from efi_connector_slurm.parsing import (
-    classify_sbatch_error,
-    error_text,
-    parse_find_job,
-    parse_sbatch_output,
-)
+from efi_connector_slurm.parsing import classify_sbatch_error, error_text, parse_find_job
 from efi_connector_slurm.script import (
     batch_script,
     job_resources,
@@ -49,13 +44,20 @@ from efi_connector_slurm.script import (
     retry_resources,
 )
 from efi_connector_slurm.sitecheck import check_site, health_check
-from efi_connector_slurm.staging import placement, require_params, retrieve, stage
+from efi_connector_slurm.staging import (
+    Placement,
+    placement,
+    require_params,
+    retrieve,
+    stage_jobs,
+)
 from efi_connector_slurm.statuses import SQUEUE_CHUNK, StatusReader, sacct_since
+from efi_connector_slurm.submission import OUTAGE_HOLD, Submitter
 from efi_job_manager.toolkit import (
-    SCHEDULER,
     BaseConnector,
     CommandResult,
     HostKeyError,
+    JobOutcome,
     JobSpec,
     LocalTransport,
     PermanentError,
@@ -64,18 +66,12 @@ from efi_job_manager.toolkit import (
     SshTransport,
     TransientError,
     Transport,
-    retry_call,
+    one_sync,
 )
 
 __all__ = ["ATTEMPT_FILE", "OUTAGE_HOLD", "SQUEUE_CHUNK", "SlurmConnector"]
 
 log = logging.getLogger(__name__)
-
-#: Seconds after sbatch failed transiently (all retries used) during which further
-#: submissions fail at once instead of waiting for the controller again (sbatch takes ≈9 s
-#: to give up on an unreachable slurmctld, and the retries multiply that per job). A
-#: successful squeue (status, find_job) ends the hold early.
-OUTAGE_HOLD = 30.0
 
 
 @contextlib.contextmanager
@@ -90,6 +86,19 @@ def _not_the_jobs_fault(job_id: int) -> Iterator[None]:
         yield
     except HostKeyError as exc:
         raise TransientError(f"job {job_id} waits: {exc}") from exc
+
+
+def _synced(count: int) -> contextlib.AbstractContextManager[None]:
+    """`one_sync` for a batch; a lone job's one note is synced on its own (no ``os.sync``)."""
+    return one_sync() if count > 1 else contextlib.nullcontext()
+
+
+def _value(outcome: JobOutcome) -> str:
+    """The value of a batch's outcome, or its error raised."""
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.value is not None  # an outcome holds one or the other  # noqa: S101
+    return outcome.value
 
 
 class SlurmConnector(BaseConnector):
@@ -114,7 +123,7 @@ class SlurmConnector(BaseConnector):
         self.transport: Transport = self._make_transport()
         self._statuses = StatusReader(on_squeue_answer=self._controller_answers)
         self._user_name: str | None = None
-        self._outage: tuple[float, str] | None = None
+        self._submitter = Submitter(find_job=self.find_job, cancel_jobs=self.cancel_jobs)
 
     def _make_transport(self) -> Transport:
         s = self.settings
@@ -145,7 +154,7 @@ class SlurmConnector(BaseConnector):
 
     def _controller_answers(self) -> None:
         """Slurmctld answered (squeue): submissions need not wait any more (`OUTAGE_HOLD`)."""
-        self._outage = None
+        self._submitter.answered()
 
     # -- the four methods of the contract ----------------------------------------------------
 
@@ -153,9 +162,9 @@ class SlurmConnector(BaseConnector):
         """Stage the job where it runs and write its batch script ``efi-job.sbatch`` there.
 
         In place (local transport, no ``remote_dir``) only the script is written into
-        ``spec.job_dir``. Otherwise ``remote_dir/<id>`` is made and gets ``params.json``
-        (job-directory paths rewritten with `relocate_params`) and every staged input the
-        parameters or the command refer to. Idempotent.
+        ``spec.job_dir``. Otherwise ``remote_dir/<id>`` gets ``params.json`` (job-directory
+        paths rewritten with `relocate_params`), the script and every staged input the
+        parameters or the command refer to. Idempotent. `prepare_jobs` with one job.
 
         Returns:
             The path of ``params.json`` on the cluster side.
@@ -165,23 +174,49 @@ class SlurmConnector(BaseConnector):
                 command, a directory #SBATCH cannot carry).
             TransientError: the cluster side cannot be reached or written now.
         """
-        with _not_the_jobs_fault(spec.job_id):
-            return self._prepare(spec)
+        return _value(self.prepare_jobs([spec])[0])
 
-    def _prepare(self, spec: JobSpec) -> str:
-        where = placement(spec, self.settings)
-        require_params(spec)
-        before = read_attempt(spec.job_dir)
-        try:
-            script, resources = batch_script(spec, self.settings, where.directory)
-        except ValueError as exc:
-            raise PermanentError(str(exc)) from exc
-        stage(self.transport, self.settings, spec, where, script)
-        try:
-            write_attempt(spec.job_dir, Attempt.begin(where.directory, resources, before))
-        except OSError as exc:
-            raise TransientError(f"job {spec.job_id}: cannot write {ATTEMPT_FILE}: {exc}") from exc
-        return where.params_path
+    def prepare_jobs(self, specs: Sequence[JobSpec]) -> list[JobOutcome]:
+        """Stage several jobs as `prepare_job_environment` does, in one transfer.
+
+        The jobs not in place go with one transfer per directory on the cluster side (over
+        SSH an archive unpacked by one command, else a local staging tree: `stage_jobs`);
+        every job's attempt note is written with one sync. One outcome per job, in order: a
+        job's own fault (no ``params.json``, a script that cannot be written) fails that job
+        alone; a failed transfer is a `TransientError` for each job it carried (a changed
+        host key too: not the jobs' fault).
+        """
+        outcomes: list[JobOutcome | None] = [None] * len(specs)
+        planned: list[tuple[int, JobSpec, Placement, str, dict[str, str], Attempt | None]] = []
+        for index, spec in enumerate(specs):
+            try:
+                where = placement(spec, self.settings)
+                require_params(spec)
+                before = read_attempt(spec.job_dir)
+                try:
+                    script, resources = batch_script(spec, self.settings, where.directory)
+                except ValueError as exc:
+                    raise PermanentError(str(exc)) from exc
+            except PermanentError as exc:
+                outcomes[index] = JobOutcome(spec.job_id, error=exc)
+                continue
+            planned.append((index, spec, where, script, resources, before))
+        with _synced(len(planned)):
+            errors = stage_jobs(self.transport, self.settings,
+                                [(spec, where, script) for _, spec, where, script, _, _ in planned])
+            for (index, spec, where, _, resources, before), staged in zip(planned, errors,
+                                                                           strict=True):
+                error = staged
+                if error is None:
+                    try:
+                        write_attempt(spec.job_dir,
+                                      Attempt.begin(where.directory, resources, before))
+                    except OSError as exc:
+                        error = TransientError(
+                            f"job {spec.job_id}: cannot write {ATTEMPT_FILE}: {exc}")
+                outcomes[index] = (JobOutcome(spec.job_id, where.params_path) if error is None
+                                   else JobOutcome(spec.job_id, error=error))
+        return [outcome for outcome in outcomes if outcome is not None]
 
     def submit_job(self, spec: JobSpec, params_path: str) -> str:
         """Run ``sbatch --parsable efi-job.sbatch``; return the job id.
@@ -196,51 +231,23 @@ class SlurmConnector(BaseConnector):
             TransientError: Slurm could not be reached; nothing was submitted.
         """
         with _not_the_jobs_fault(spec.job_id):
-            return self._submit(spec)
+            return self._submitter.submit_one(self.transport, self.settings, spec)
 
-    def _submit(self, spec: JobSpec) -> str:
-        where = placement(spec, self.settings)
-        if self._outage is not None:
-            since, error = self._outage
-            if time.monotonic() - since < OUTAGE_HOLD:
-                raise TransientError(f"not submitting job {spec.job_id}: sbatch failed "
-                                     f"{time.monotonic() - since:.0f} s ago ({error})")
-            self._outage = None
-        calls = 0
+    def submit_jobs(self, jobs: Sequence[tuple[JobSpec, str]]) -> list[JobOutcome]:
+        """Submit several prepared jobs with one remote call per ``chunk_size`` jobs.
 
-        def once() -> str:
-            nonlocal calls
-            calls += 1
-            if calls > 1:
-                found = list(self.find_job(spec))
-                if found:
-                    log.warning("job %s: sbatch failed, but %s was created: using it", spec.job_id,
-                                found[0])
-                    if found[1:]:
-                        self.cancel_jobs(found[1:])
-                    return found[0]
-            result = self._run(sbatch_command(where.script_path))
-            if result.ok:
-                return parse_sbatch_output(result.stdout)
-            error = classify_sbatch_error(result.returncode, result.stderr)
-            raise error(f"sbatch refused job {spec.job_id} ({spec.name}) on "
-                        f"{self.transport.description}: {error_text(result)}")
-
-        try:
-            scheduler_id = retry_call(
-                SCHEDULER, once, on=(TransientError,), name=f"sbatch {spec.name}"
-            )
-        except TransientError as exc:
-            self._outage = (time.monotonic(), str(exc))
-            raise
-        attempt = read_attempt(spec.job_dir) or Attempt(cluster_dir=where.directory)
-        try:
-            write_attempt(spec.job_dir, attempt.with_submission(scheduler_id))
-        except OSError as exc:
-            log.warning("job %s: cannot record submission %s in %s: %s", spec.job_id,
-                        scheduler_id, ATTEMPT_FILE, exc)
-        log.info("job %s submitted to Slurm as %s", spec.job_id, scheduler_id)
-        return scheduler_id
+        The call (`efi_connector_slurm.sbatch_batch`) runs ``sbatch --parsable`` for each
+        job's script, ``submit_parallel`` at a time. Per job: an id is recorded in its attempt
+        note (every note with one sync); Slurm's refusal (``Invalid partition…``) is a
+        `PermanentError`; a transient failure sends the job down `submit_job`'s path, which
+        looks it up by name first (a lost reply may have created it), and the scripts not
+        yet started then are not run (not attempted); a job the call gave no answer for (it
+        failed, timed out, printed no record) gets an attempted `TransientError`: it may have
+        been submitted. During an `OUTAGE_HOLD` nothing is tried. A lone job goes the way of
+        `submit_job`.
+        """
+        return self._submitter.submit_many(self.transport, self.settings,
+                                           [spec for spec, _ in jobs])
 
     def retrieve_job_results(self, spec: JobSpec) -> Path:
         """Bring the job's directory back from the cluster side into ``spec.job_dir``.

@@ -288,21 +288,23 @@ class ManagerBase:
 
 
     def _note_scheduler_id(self, job: JobRef, destination: Destination, scheduler_id: str) -> bool:
-        """Note the id in the job's directory; return False if an opaque id could not be.
+        """Note an opaque id in the job's directory; return False if it could not be.
 
         The column can hold only a stand-in for an opaque id, so its note must be written
         before the column: without it the job could not be followed. A digits id is in
-        the column itself; its note only saves a lookup.
+        the column itself: nothing is written for it.
         """
+        try:
+            opaque = is_stand_in(column_value(job.id, scheduler_id))
+        except InvalidSchedulerId:
+            opaque = False
+        if not opaque:
+            return True
         try:
             self.job_dir(job.id).record_destination(destination.name, scheduler_id)
         except (OSError, UnsafeJobDirectory) as exc:
-            try:
-                opaque = is_stand_in(column_value(job.id, scheduler_id))
-            except InvalidSchedulerId:
-                opaque = False
             log.warning("job %s: cannot note its scheduler id in its directory: %s", job.id, exc)
-            return not opaque
+            return False
         return True
 
 

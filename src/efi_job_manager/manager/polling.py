@@ -36,9 +36,9 @@ class PollStep(ManagerBase):
     """Polls running jobs and moves the ended ones to ``finished`` or ``failed``."""
 
     def _poll(self, cycle: Cycle) -> None:
-        jobs = self.repository.running_jobs()
-        # after a poll that ran over, the jobs it did not reach go first
-        jobs.sort(key=lambda j: (j.id <= self._poll_resume_after, j.id))
+        jobs = self.repository.running_jobs()  # by id
+        if self._poll_resume_after:  # after a poll that ran over, those it missed go first
+            jobs.sort(key=lambda j: (j.id <= self._poll_resume_after, j.id))
         self._poll_resume_after = 0
         running = {job.id for job in jobs}
         last_polled = 0
@@ -46,12 +46,9 @@ class PollStep(ManagerBase):
         self._opaque_ids = {k: v for k, v in self._opaque_ids.items() if k in running}
         self._known_to_scheduler &= running
         self._cancel_settled -= running  # retried since: a new cancellation is a new one
-        by_destination: dict[str, list[JobRef]] = {}
-        for job in jobs:
-            by_destination.setdefault(self.destination_of(job).name, []).append(job)
-        for name, group in by_destination.items():
+        for name, group in self._by_destination(jobs).items():
             connector = self.destinations[name].connector
-            sids = {job.id: self._scheduler_id(job) for job in group}
+            sids = self._scheduler_ids(group)
             ids = [sid for sid in sids.values() if sid is not None]
             try:
                 with self.metrics.command(name, "status"):
@@ -96,6 +93,26 @@ class PollStep(ManagerBase):
                                   "it is", job.id, status.state.value)
             if running_seen:
                 self.faults.clear(name)  # a job runs there: whatever paused it is over
+
+
+    def _by_destination(self, jobs: list[JobRef]) -> dict[str, list[JobRef]]:
+        """The jobs grouped by the destination they were submitted to."""
+        by_destination: dict[str, list[JobRef]] = {}
+        known = self._destination_of
+        for job in jobs:
+            name = known.get(job.id) or self.destination_of(job).name
+            by_destination.setdefault(name, []).append(job)
+        return by_destination
+
+
+    def _scheduler_ids(self, jobs: list[JobRef]) -> dict[int, str | None]:
+        """Each job's scheduler id (`_scheduler_id`), a digits id read from the row at once."""
+        sids: dict[int, str | None] = {}
+        for job in jobs:
+            value = job.schedulerJobId
+            sids[job.id] = (str(value) if value is not None and value >= 0
+                            else self._scheduler_id(job))
+        return sids
 
 
     def _on_status(self, cycle: Cycle, job: JobRef, connector: BaseConnector,

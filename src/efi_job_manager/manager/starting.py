@@ -1,28 +1,22 @@
-"""Step 4 of a cycle: new jobs claimed within the limits, staged and submitted."""
+"""Step 4 of a cycle: new jobs claimed within the limits, then staged and submitted."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from efi_job_manager.catalogue import JobInputError, PreparedJob
-from efi_job_manager.connector import PermanentError
 from efi_job_manager.events import EventKind, JobEvent
 from efi_job_manager.faults import SiteFault, probe_readable_dir, probe_writable_dir, reached
 from efi_job_manager.jobdir import UnsafeJobDirectory
-from efi_job_manager.logs import about_job
-from efi_job_manager.manager.base import ManagerBase
 from efi_job_manager.manager.limits import LimitCheck
 from efi_job_manager.manager.report import Cycle, PlannedAction
+from efi_job_manager.manager.submitting import SubmitStep
 from efi_job_manager.metrics import FailureCause
 from efi_job_manager.models import Job
 from efi_job_manager.repository import (
     CandidateJob,
     Gate,
-    InvalidSchedulerId,
-    column_value,
 )
 from efi_job_manager.status import Status
 
@@ -34,7 +28,7 @@ log = logging.getLogger("efi_job_manager.manager")
 SITE_CHECK_EVERY = 300.0
 
 
-class StartStep(ManagerBase):
+class StartStep(SubmitStep):
     """Claims new jobs, stages and submits them; holds back destinations that cannot run them."""
 
     def _fail_unknown_types(self, cycle: Cycle) -> None:
@@ -76,24 +70,13 @@ class StartStep(ManagerBase):
         for name in self.destinations:
             if self.faults.paused(name, cycle.now):
                 cycle.unavailable.add(name)
-        # One claim at a time: a destination that fails a submission is left alone for the
-        # rest of the cycle, so no more jobs are claimed for it only to wait for recovery.
-        for _ in range(free):
-            if self._halted(cycle) or cycle.site_fault:
-                return
-            claimed = self.repository.claim_new(1, gate=self._gate(cycle.unavailable))
-            if not claimed:
-                return
+        # One claim for the cycle: the jobs are staged and submitted a batch per destination;
+        # those a destination did not take go back to new (see `SubmitStep`).
+        claimed = self.repository.claim_new(free, gate=self._gate(cycle.unavailable))
+        for _ in claimed:
             reached("claimed")
-            try:
-                self._start(cycle, claimed[0])
-            except SQLAlchemyError:
-                raise
-            except Exception as exc:  # whatever a row holds, it fails only itself
-                log.exception("job %s: unexpected error while starting it", claimed[0].id)
-                self._fail(cycle, claimed[0], Status.RUNNING,
-                           f"internal error while starting the job: {type(exc).__name__}: {exc}",
-                           cause=FailureCause.INTERNAL)
+        if claimed:
+            self._start_jobs(cycle, claimed)
 
 
     def _check_destinations(self, cycle: Cycle) -> None:
@@ -173,100 +156,3 @@ class StartStep(ManagerBase):
 
     def _render(self, destination: str, job: Job, prepared: PreparedJob) -> str:
         return self.destinations[destination].connector.render_job(self._spec(job, prepared))
-
-
-    def _stage(self, cycle: Cycle, job: Job) -> tuple[PreparedJob, str] | None:
-        """Prepare and stage a claimed job (and its claim's id); None if it failed or went back."""
-        jd = self.job_dir(job.id)
-        try:
-            prepared = self.catalogue.prepare(job, job_dir=jd.path, input_dir=self.input_dir,
-                                              results_dir=self.results_dir)
-        except JobInputError as exc:
-            self._fail(cycle, job, Status.RUNNING, str(exc), cause=FailureCause.INPUT)
-            return None
-        except SiteFault as exc:
-            self._unclaim(cycle, job, str(exc))
-            return None
-        try:
-            claim = jd.begin_claim(job.uuid, cycle.now)
-            jd.stage(prepared.params, prepared.inputs, prepared.extra_files)
-        except UnsafeJobDirectory as exc:
-            self._fail(cycle, job, Status.RUNNING, f"cannot stage the job: {exc}",
-                       cause=FailureCause.INPUT)
-            return None
-        except OSError as exc:
-            self._unclaim(cycle, job, f"cannot stage jobs in the results directory "
-                                      f"{self.results_dir}: {exc.strerror or exc}")
-            return None
-        self.faults.clear("start")
-        return prepared, claim
-
-
-    def _start(self, cycle: Cycle, job: Job) -> bool:
-        """Stage and submit a claimed job; return whether it is now submitted or done."""
-        self._cancel_settled.discard(job.id)  # retried since: a new cancellation is a new one
-        with about_job(job.id, self.route(job.job_type)):
-            return self._stage_and_submit(cycle, job)
-
-
-    def _stage_and_submit(self, cycle: Cycle, job: Job) -> bool:
-        staged = self._stage(cycle, job)
-        if staged is None:
-            return False
-        prepared, claim = staged
-        jd = self.job_dir(job.id)
-        if not prepared.runs_pipeline:
-            completion = self.repository.complete(job, Status.FINISHED)
-            if completion.won:
-                cycle.finished.append(job.id)
-                self._event(EventKind.FINISHED, job)
-            return completion.won
-        destination = self.destinations[self.route(job.job_type)]
-        self._destination_of[job.id] = destination.name
-        jd.record_destination(destination.name)
-        spec = self._spec(job, prepared, claim)
-        connector = destination.connector
-        reached("staged")
-        try:
-            with self.metrics.command(destination.name, "prepare"):
-                params_path = connector.prepare_job_environment(spec)
-            reached("prepared")
-            with self.metrics.command(destination.name, "submit"):
-                scheduler_id = connector.submit_job(spec, params_path)
-        except PermanentError as exc:
-            self._fail(cycle, job, Status.RUNNING, f"submission refused: {exc}",
-                       cause=FailureCause.REFUSED)
-            return False
-        except Exception as exc:  # transient, or a connector's bug: recovery decides later
-            cycle.unavailable.add(destination.name)
-            cycle.errors.append(f"submitting job {job.id} to {destination.name}: {exc}")
-            log.warning("job %s: not submitted (%s: %s); it will be recovered after %.0f s",
-                        job.id, type(exc).__name__, exc, self.settings.submit_grace)
-            return False
-        reached("submitted")
-        try:
-            column_value(job.id, scheduler_id)
-        except InvalidSchedulerId as exc:
-            self._cancel_quietly(destination, [scheduler_id])
-            self._fail(cycle, job, Status.RUNNING, str(exc), cause=FailureCause.INTERNAL)
-            return False
-        if not self._note_scheduler_id(job, destination, scheduler_id):
-            self._cancel_quietly(destination, [scheduler_id])
-            self._unclaim(cycle, job, f"the results directory {self.results_dir}: cannot note "
-                                      f"the scheduler id of job {job.id} in its directory")
-            return False
-        won = self.repository.set_scheduler_id(job.id, scheduler_id)
-        if not won:
-            log.warning("job %s: another actor moved it while it was being submitted; "
-                        "cancelling scheduler job %s", job.id, scheduler_id)
-            self._cancel_quietly(destination, [scheduler_id])
-            cycle.lost_races.append(job.id)
-            return False
-        reached("id-stored")
-        cycle.started.append(job.id)
-        waited = (cycle.now - job.timeCreated).total_seconds() if job.timeCreated else None
-        self.metrics.submitted(destination.name, spec.pipeline, waited)
-        log.info("job %s (%s) submitted to %s as %s", job.id, job.job_type, destination.name,
-                 scheduler_id)
-        self._event(EventKind.STARTED, job, scheduler_id=scheduler_id)
-        return True

@@ -87,14 +87,32 @@ class Transitions(RepositoryBase):
         Raises:
             InvalidSchedulerId: ``scheduler_id`` is empty, too long or not printable text.
         """
-        value = column_value(job_id, scheduler_id)
+        return job_id in self.set_scheduler_ids({job_id: scheduler_id})
+
+    def set_scheduler_ids(self, scheduler_ids: Mapping[int, str]) -> set[int]:
+        """`set_scheduler_id` for many jobs in one transaction; return the ids that won.
+
+        Each row is its own compare-and-set; only the commit is shared.
+
+        Raises:
+            InvalidSchedulerId: an id is empty, too long or not printable text (nothing
+                is written).
+        """
+        values = {job_id: column_value(job_id, sid) for job_id, sid in scheduler_ids.items()}
+        if not values:
+            return set()
         table = self._table
-        stmt = (update(table)
-                .where(table.c.id == job_id, self._eq(table.c.status, Status.RUNNING.value),
-                       table.c.schedulerJobId.is_(None))
-                .values(schedulerJobId=value))
+        won: set[int] = set()
         with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+            for job_id, value in values.items():
+                stmt = (update(table)
+                        .where(table.c.id == job_id,
+                               self._eq(table.c.status, Status.RUNNING.value),
+                               table.c.schedulerJobId.is_(None))
+                        .values(schedulerJobId=value))
+                if conn.execute(stmt).rowcount == 1:
+                    won.add(job_id)
+        return won
 
     def take_over(self, job: Job) -> bool:
         """Take a ``running`` job without a scheduler id over for recovery.

@@ -13,7 +13,7 @@ from typing import ClassVar
 import attrs
 import pytest
 
-from efi_job_manager.connector import BaseConnector, JobSpec, SchedulerStatus
+from efi_job_manager.connector import BaseConnector, JobOutcome, JobSpec, SchedulerStatus
 from efi_job_manager.status import SchedulerState
 
 __all__ = ["ConnectorContract", "ContractJobs"]
@@ -254,6 +254,37 @@ class ConnectorContract:
             assert list(after.find_job(spec)) == [scheduler_id]
         after.retrieve_job_results(spec)
         assert (spec.job_dir / "out.txt").read_text() == "again\n"
+
+    def test_a_batch_is_staged_and_submitted_with_one_outcome_per_job(
+            self, connector: BaseConnector, jobs: ContractJobs) -> None:
+        """`prepare_jobs` and `submit_jobs`: one outcome per job, in order; each job its own.
+
+        Three jobs in one batch each get a params path and a distinct scheduler id, each
+        id is this job's (its exit code, its outputs, found by its name), and an empty
+        batch does nothing.
+        """
+        assert connector.prepare_jobs([]) == []
+        assert connector.submit_jobs([]) == []
+        specs = [jobs.spec(f"echo {n} > out.txt; exit {n}") for n in (0, 6, 7)]
+        staged = connector.prepare_jobs(specs)
+        assert [o.job_id for o in staged] == [s.job_id for s in specs]
+        assert all(isinstance(o, JobOutcome) and o.value and o.error is None for o in staged)
+        submitted = connector.submit_jobs([(s, str(o.value)) for s, o in zip(specs, staged,
+                                                                               strict=True)])
+        assert [o.job_id for o in submitted] == [s.job_id for s in specs]
+        ids = [str(o.value) for o in submitted]
+        jobs.submitted += [(connector, sid) for sid in ids]
+        assert all(o.error is None for o in submitted), submitted
+        assert len(set(ids)) == 3
+        for n, spec, sid in zip((0, 6, 7), specs, ids, strict=True):
+            status = jobs.wait(connector, sid)
+            assert status.state is (SchedulerState.COMPLETED if n == 0 else
+                                    SchedulerState.FAILED), status
+            assert (status.exit_code or 0) == n, status
+            connector.retrieve_job_results(spec)
+            assert (spec.job_dir / "out.txt").read_text() == f"{n}\n"
+            if self.finds_jobs_by_name:
+                assert list(connector.find_job(spec)) == [sid]
 
     def test_close_may_be_called_twice(self, connector: BaseConnector) -> None:
         """Closing is idempotent."""

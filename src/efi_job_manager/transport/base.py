@@ -70,8 +70,10 @@ class Transport(abc.ABC):
     def put(self, local: Path, remote: str, *, timeout: float = DEFAULT_TRANSFER_TIMEOUT) -> None:
         """Copy a local file or directory (recursively) to ``remote``.
 
-        A directory's contents are merged into ``remote`` (which is created, with its
-        parents); a file becomes ``remote`` (its parent directories are created).
+        A directory's entries are copied into ``remote`` and merged with what is there
+        (``rsync -a dir/a dir/b … remote/``); ``remote`` is created with its parents if
+        missing and otherwise keeps its own owner and mode (never those of ``local``).
+        A file becomes ``remote`` (its parent directories are created).
 
         Args:
             local: The file or directory to copy.

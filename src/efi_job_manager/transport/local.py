@@ -14,7 +14,7 @@ from efi_job_manager.jobfiles import atomic_write_text
 from efi_job_manager.transport.base import DEFAULT_TIMEOUT, DEFAULT_TRANSFER_TIMEOUT, Transport
 from efi_job_manager.transport.process import _check_argv, _execute
 from efi_job_manager.transport.results import CommandResult
-from efi_job_manager.transport.trees import _ignore_function
+from efi_job_manager.transport.trees import _copy_entries, _ignore_function
 
 log = logging.getLogger("efi_job_manager.transport")
 
@@ -129,7 +129,7 @@ class LocalTransport(Transport):
             CommandTimeout: rsync did not finish within ``timeout``.
 
         """
-        self._copy(Path(local), Path(remote), (), timeout)
+        self._copy(Path(local), Path(remote), (), timeout, into=True)
 
     def get(
         self,
@@ -156,7 +156,9 @@ class LocalTransport(Transport):
         """
         self._copy(Path(remote), Path(local), tuple(exclude), timeout)
 
-    def _copy(self, source: Path, target: Path, exclude: Sequence[str], timeout: float) -> None:
+    def _copy(self, source: Path, target: Path, exclude: Sequence[str], timeout: float, *,
+              into: bool = False) -> None:
+        """Copy ``source`` to ``target``; ``into``: a directory's entries, not the directory."""
         if not source.exists() and not source.is_symlink():
             raise FileNotFoundError(f"{source} does not exist")
         real_source, real_target = os.path.realpath(source), os.path.realpath(target)
@@ -167,10 +169,22 @@ class LocalTransport(Transport):
         if is_dir and Path(real_target).is_relative_to(real_source):
             raise ValueError(f"cannot copy {source} into itself ({target})")
         target.parent.mkdir(parents=True, exist_ok=True)
+        if is_dir and into:
+            target.mkdir(exist_ok=True)
+            if self._rsync is None:
+                _copy_entries(source, target)
+                return
+            sources = sorted(str(entry) for entry in source.absolute().iterdir())
+            if not sources:
+                return
+        elif is_dir:
+            sources = [f"{source}/"]
+        else:
+            sources = [str(source)]
         if self._rsync is not None:
             command = [self._rsync, "-a", "--partial"]
             command += [f"--exclude={pattern}" for pattern in exclude]
-            command += [f"{source}/", f"{target}/"] if is_dir else [str(source), str(target)]
+            command += [*sources, f"{target}/" if is_dir else str(target)]
             log.debug("local: %s", shlex.join(command))
             _execute(
                 command, shown=command, where=self.description, timeout=timeout, tool=True

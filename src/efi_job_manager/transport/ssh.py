@@ -205,7 +205,9 @@ class SshTransport(SshConnection, Transport):
         """Copy a local file or directory to the remote machine; see `Transport.put`.
 
         rsync (``-a --partial``) when both ends have it, scp (``-r -p``) otherwise; the
-        remote directory (for a directory) or parent directory (for a file) is created.
+        remote directory (for a directory) or parent directory (for a file) is created. A
+        directory's entries are named one by one (``rsync -a dir/a dir/b remote/``), so
+        ``remote`` itself keeps its owner and mode.
 
         Args:
             local: The file or directory to copy.
@@ -229,21 +231,22 @@ class SshTransport(SshConnection, Transport):
             self._run_plain(["mkdir", "-p", "--", made], timeout=min(timeout, 60.0)).check(
                 self.description
             )
+        # Absolute paths: rsync and scp read a local "a:b" as a remote host's path.
+        entries = sorted(str(entry) for entry in local.absolute().iterdir()) if is_dir else []
+        if is_dir and not entries:
+            return
         if self._use_rsync(timeout):
             command = self._rsync_command()
             if is_dir:
-                command += [f"{local}/", self._remote_spec(remote.rstrip("/") + "/")]
+                command += [*entries, self._remote_spec(remote.rstrip("/") + "/")]
             else:
-                command += [str(local), self._remote_spec(remote)]
+                command += [str(local.absolute()), self._remote_spec(remote)]
         else:
             command = ["scp", "-p", "-q", *self._options(scp=True)]
             if is_dir:
-                entries = sorted(str(entry) for entry in local.iterdir())
-                if not entries:
-                    return
                 command += ["-r", *entries, self._remote_spec(remote.rstrip("/") + "/")]
             else:
-                command += [str(local), self._remote_spec(remote)]
+                command += [str(local.absolute()), self._remote_spec(remote)]
         self._transfer(command, timeout)
 
     def get(

@@ -1,8 +1,9 @@
 """Trees copied here without rsync: exclude patterns and merged trees.
 
 When rsync is missing, a copy understands rsync's common ``--exclude`` forms itself (for
-`shutil.copytree`, and to clean up after scp) and merges a copied tree into an existing
-one. (Atomic writes are `efi_job_manager.jobfiles.atomic_write_text`.)
+`shutil.copytree`, and to clean up after scp), merges a copied tree into an existing one,
+and copies a directory's entries into another. (Atomic writes are
+`efi_job_manager.jobfiles.atomic_write_text`.)
 """
 
 from __future__ import annotations
@@ -81,3 +82,20 @@ def _merge_tree(source: Path, target: Path) -> None:
         return
     shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
     shutil.rmtree(source, ignore_errors=True)
+
+
+def _copy_entries(source: Path, target: Path) -> None:
+    """Copy the entries of the directory ``source`` into the existing directory ``target``.
+
+    ``target`` keeps its own mode and times (`shutil.copytree` would give it ``source``'s);
+    links are copied as links.
+    """
+    with os.scandir(source) as entries:
+        for entry in entries:
+            destination = target / entry.name
+            if entry.is_dir(follow_symlinks=False):
+                shutil.copytree(entry.path, destination, symlinks=True, dirs_exist_ok=True)
+                continue
+            if entry.is_symlink() and destination.is_symlink():
+                destination.unlink()  # os.symlink does not replace a link
+            shutil.copy2(entry.path, destination, follow_symlinks=False)

@@ -1,7 +1,8 @@
 """Reading what Slurm's client commands print (pure: nothing here runs a program).
 
 One module per command whose output is read: ``sacct``, ``squeue`` (also the jobs found by
-name), ``scontrol``, ``sbatch`` and ``sinfo``. ``states`` reads the states, exit codes and
+name), ``scontrol``, ``sbatch``, ``sbatch_batch`` (the script that submits many jobs in one
+call) and ``sinfo``. ``states`` reads the states, exit codes and
 times they all print: `map_slurm_state` is the one place where a Slurm state becomes a
 `SchedulerState` (the table of DESIGN.md §5). ``errors`` tells what a failed command's
 message means.
@@ -15,12 +16,19 @@ for each scenario. Every module logs as ``efi_connector_slurm.parsing``.
 from __future__ import annotations
 
 from efi_connector_slurm.parsing.errors import (
+    TRANSIENT_MARKERS,
     accounting_unavailable,
     classify_sbatch_error,
     error_text,
 )
 from efi_connector_slurm.parsing.sacct import parse_sacct, parse_workdirs
 from efi_connector_slurm.parsing.sbatch import parse_sbatch_output
+from efi_connector_slurm.parsing.sbatch_batch import (
+    SbatchBatch,
+    SbatchRecord,
+    classify_record,
+    parse_sbatch_batch,
+)
 from efi_connector_slurm.parsing.scontrol import parse_scontrol_show_job, scontrol_fields
 from efi_connector_slurm.parsing.sinfo import parse_partitions
 from efi_connector_slurm.parsing.squeue import parse_find_job, parse_squeue
@@ -39,7 +47,11 @@ __all__ = [
     "FAILED_STATES",
     "QUEUED_STATES",
     "RUNNING_STATES",
+    "TRANSIENT_MARKERS",
+    "SbatchBatch",
+    "SbatchRecord",
     "accounting_unavailable",
+    "classify_record",
     "classify_sbatch_error",
     "error_text",
     "map_slurm_state",
@@ -47,6 +59,7 @@ __all__ = [
     "parse_find_job",
     "parse_partitions",
     "parse_sacct",
+    "parse_sbatch_batch",
     "parse_sbatch_output",
     "parse_scontrol_show_job",
     "parse_slurm_time",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from efi_job_manager.toolkit import CommandResult, PermanentError, TransientError
 
-__all__ = ["accounting_unavailable", "classify_sbatch_error", "error_text"]
+__all__ = ["TRANSIENT_MARKERS", "accounting_unavailable", "classify_sbatch_error", "error_text"]
 
 _MESSAGE = 500  # characters of a failed command's output kept in a message
 
@@ -23,9 +23,10 @@ def error_text(result: CommandResult) -> str:
     return text if len(text) <= _MESSAGE else "…" + text[-_MESSAGE:]
 
 
-# Errors after which trying again later can succeed. Note that a reply lost on its way back
-# (socket timeout) may hide a job that *was* created: find it by name before resubmitting.
-_TRANSIENT_ERRORS = tuple(
+#: What an error message of Slurm's holds (lower case) when trying again later can succeed.
+#: A reply lost on its way back (socket timeout) may hide a job that *was* created: find it
+#: by name before submitting again.
+TRANSIENT_MARKERS: tuple[str, ...] = tuple(
     s.lower()
     for s in (
         "temporarily unavailable",  # "Resource temporarily unavailable" and the like
@@ -75,7 +76,7 @@ def classify_sbatch_error(
         `TransientError` or `PermanentError` (the class, for the caller to raise).
     """
     text = stderr.lower()
-    if any(marker in text for marker in _TRANSIENT_ERRORS):
+    if any(marker in text for marker in TRANSIENT_MARKERS):
         return TransientError
     if returncode < 0 or returncode in (126, 127, 255):
         return TransientError
