@@ -88,7 +88,8 @@ def main() -> None:
             conn.execute(table.delete().where(table.c.status == "finished"))
         empty_cycles += times_of(manager.run_once)
         empty_selects += times_of(select)
-        empty_cycle, empty_select = statistics.median(empty_cycles), statistics.median(empty_selects)
+        empty_cycle = statistics.median(empty_cycles)
+        empty_select = statistics.median(empty_selects)
         print(f"backend {engine.dialect.name}, {RUNNING} running jobs, "
               f"{args.rows:,} finished rows added")
         print(f"cycle:  {empty_cycle * 1e3:7.2f} ms -> {full_cycle * 1e3:7.2f} ms  "
