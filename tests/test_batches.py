@@ -8,6 +8,7 @@ compare-and-set). Real local connector, real processes, the stand-in pipeline.
 from __future__ import annotations
 
 import os
+import threading
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -39,15 +40,17 @@ class Recording(LocalConnector):
     def __init__(self, config: dict[str, object], verdicts: dict[int, str] | None = None,
                  ) -> None:
         super().__init__(config)
-        self.calls: list[tuple[str, list[int]]] = []
+        self.calls: list[tuple[str, list[int], str]] = []  # (call, jobs, thread)
         self.verdicts = dict(verdicts or {})
 
     def prepare_jobs(self, specs: Sequence[JobSpec]) -> list[JobOutcome]:
-        self.calls.append(("prepare", [s.job_id for s in specs]))
+        self.calls.append(("prepare", [s.job_id for s in specs],
+                           threading.current_thread().name))
         return super().prepare_jobs(specs)
 
     def submit_jobs(self, jobs: Sequence[tuple[JobSpec, str]]) -> list[JobOutcome]:
-        self.calls.append(("submit", [s.job_id for s, _ in jobs]))
+        self.calls.append(("submit", [s.job_id for s, _ in jobs],
+                           threading.current_thread().name))
         outcomes = []
         for spec, path in jobs:
             verdict = self.verdicts.pop(spec.job_id, None)
@@ -68,23 +71,52 @@ def _recording(site: Site, name: str, verdicts: dict[int, str] | None = None) ->
 
 
 def test_a_cycle_stages_and_submits_each_destinations_jobs_in_one_call(site: Site) -> None:
-    """Six jobs, two destinations: two calls each (prepare, submit), every job submitted."""
+    """Seven jobs, two destinations: two calls each (prepare, submit), every job submitted."""
     with zipfile.ZipFile(site.uploads / "ssn.zip", "w") as archive:
         archive.writestr("full_ssn.xgmml", SSN)
-    site.insert(*(fasta_job(i) for i in range(1, 7)),
+    site.insert(*(fasta_job(i) for i in range(1, 6)),
                 *(fasta_job(i, job_type="est_color_ssn", jobFilename="ssn.zip")
-                  for i in range(7, 10)))
+                  for i in range(6, 8)))
     left, right = _recording(site, "left"), _recording(site, "right")
     manager = site.manager(destinations={"default": Destination("default", left),
                                          "other": Destination("other", right)},
                            routing={"est_color_ssn": "other"})
     report = manager.run_once()
-    assert sorted(report.started) == list(range(1, 10))
-    assert left.calls == [("prepare", [1, 2, 3, 4, 5, 6]), ("submit", [1, 2, 3, 4, 5, 6])]
-    assert right.calls == [("prepare", [7, 8, 9]), ("submit", [7, 8, 9])]
-    ids = [site.raw(i)["schedulerJobId"] for i in range(1, 10)]
+    assert sorted(report.started) == list(range(1, 8))
+    assert [c[:2] for c in left.calls] == [("prepare", [1, 2, 3, 4, 5]),
+                                           ("submit", [1, 2, 3, 4, 5])]
+    assert [c[:2] for c in right.calls] == [("prepare", [6, 7]), ("submit", [6, 7])]
+    assert [c[2] for c in left.calls + right.calls] == [threading.main_thread().name] * 4
+    ids = [site.raw(i)["schedulerJobId"] for i in range(1, 8)]
     assert None not in ids
-    assert (len(set(ids[:6])), len(set(ids[6:]))) == (6, 3)
+    assert (len(set(ids[:5])), len(set(ids[5:]))) == (5, 2)
+
+
+def test_many_jobs_are_staged_here_while_the_previous_chunk_is_submitted(site: Site) -> None:
+    """40 jobs: four chunks of ten, each one prepare and one submit call in the worker thread,
+    made only after the chunk's directories were written; every job submitted once."""
+    site.insert(*(fasta_job(i) for i in range(1, 41)))
+    connector = _recording(site, "default")
+    staged_when_called: list[int] = []
+    original = connector.prepare_jobs
+
+    def prepare(specs: Sequence[JobSpec]) -> list[JobOutcome]:
+        staged_when_called.append(sum((site.results / str(i) / "params.json").exists()
+                                      for i in range(1, 41)))
+        return original(specs)
+
+    connector.prepare_jobs = prepare  # type: ignore[method-assign]
+    manager = site.manager(destinations={"default": Destination("default", connector)},
+                           claim_batch=40, max_running_jobs=40)
+    report = manager.run_once()
+    assert sorted(report.started) == list(range(1, 41))
+    assert [(op, ids) for op, ids, _ in connector.calls] == [
+        (op, list(range(first, first + 10))) for first in (1, 11, 21, 31)
+        for op in ("prepare", "submit")]
+    assert {thread for _, _, thread in connector.calls} == {"efi-submit_0"}
+    # each chunk is on disk before its call, the next one is written while it runs
+    assert all(count >= 10 * (n + 1) for n, count in enumerate(staged_when_called))
+    assert len({site.raw(i)["schedulerJobId"] for i in range(1, 41)}) == 40
 
 
 def test_each_job_of_a_batch_keeps_its_own_outcome(site: Site) -> None:

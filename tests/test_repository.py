@@ -86,7 +86,9 @@ def test_claim_takes_oldest_first_and_marks_running(repo: JobRepository, clock: 
         row(4, status="finished", created=T0 - timedelta(hours=9)),
     ])
     claimed = repo.claim_new(2)
-    assert sorted(j.id for j in claimed) == [2, 3]
+    assert [j.id for j in claimed] == [2, 3]  # oldest first, not by id
+    repo.insert([row(9, created=T0 - timedelta(hours=5)), row(8, created=T0 - timedelta(hours=4))])
+    assert [j.id for j in repo.claim_new(2)] == [9, 8]
     for job in claimed:
         assert job.status == "running"
         assert job.timeStarted == clock.now

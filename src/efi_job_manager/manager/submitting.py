@@ -11,10 +11,13 @@ which looks it up by name. A job nothing was tried for goes straight back to ``n
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 
+import attrs
 from sqlalchemy.exc import SQLAlchemyError
 
 from efi_job_manager.catalogue import JobInputError, PreparedJob
@@ -38,6 +41,26 @@ log = logging.getLogger("efi_job_manager.manager")
 #: A job bound for a destination: its row and its spec.
 _Bound = tuple[Job, JobSpec]
 
+#: Chunks a start of many jobs is cut into, so that writing one chunk's directories overlaps
+#: the connectors' calls for the previous one; a chunk has at least `PIPELINE_CHUNK_MIN` jobs.
+PIPELINE_PARTS = 4
+PIPELINE_CHUNK_MIN = 8
+
+
+@attrs.frozen
+class _Reply:
+    """What a destination's connector did with a batch: each job's outcome of each call.
+
+    Attributes:
+        staged: Each job's `BaseConnector.prepare_jobs` outcome.
+        submitted: The `BaseConnector.submit_jobs` outcome of each job that was staged.
+        staging_error: Why ``prepare_jobs`` itself failed (every job then goes back).
+    """
+
+    staged: dict[int, JobOutcome]
+    submitted: dict[int, JobOutcome]
+    staging_error: Exception | None
+
 
 class SubmitStep(ManagerBase):
     """Stages claimed jobs and submits them, a batch per destination."""
@@ -51,9 +74,35 @@ class SubmitStep(ManagerBase):
         """Stage and submit claimed jobs; return the ids now submitted (or done without one).
 
         Whatever a row holds, it fails only itself; a site fault puts the jobs not yet
-        staged back to ``new``.
+        staged back to ``new``. Many jobs go in a few chunks, pipelined: while the
+        connectors stage and submit one chunk (in a worker thread, one call at a time),
+        the next chunk's directories are written here.
         """
         done: set[int] = set()
+        size = max(PIPELINE_CHUNK_MIN, -(-len(jobs) // PIPELINE_PARTS))
+        chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+        if len(chunks) == 1:
+            for destination, bound in self._stage_jobs(cycle, chunks[0], done):
+                self._settle(cycle, destination, bound,
+                             self._connector_calls(destination, bound), done)
+            return done
+        with concurrent.futures.ThreadPoolExecutor(1, "efi-submit") as worker:
+            in_flight: list[tuple[Destination, list[_Bound], Future[_Reply]]] = []
+            for chunk in chunks:
+                staged = self._stage_jobs(cycle, chunk, done)
+                for destination, bound, reply in in_flight:
+                    self._settle(cycle, destination, bound, reply.result(), done)
+                in_flight = [(destination, bound,
+                              worker.submit(self._connector_calls, destination, bound))
+                             for destination, bound in staged]
+            for destination, bound, reply in in_flight:
+                self._settle(cycle, destination, bound, reply.result(), done)
+        return done
+
+
+    def _stage_jobs(self, cycle: Cycle, jobs: Sequence[Job],
+                    done: set[int]) -> list[tuple[Destination, list[_Bound]]]:
+        """Stage jobs in their directories (one sync); those for a scheduler, by destination."""
         groups: dict[str, list[_Bound]] = {}
         with one_sync():  # each claim is on disk before any submission
             for job in jobs:
@@ -66,11 +115,10 @@ class SubmitStep(ManagerBase):
                     spec = self._guarded(cycle, job, stage)
                 if spec is not None:
                     groups.setdefault(self._destination_of[job.id], []).append((job, spec))
-        for name, bound in groups.items():
+        for bound in groups.values():
             for _ in bound:
                 reached("staged")
-            self._submit_batch(cycle, self.destinations[name], bound, done)
-        return done
+        return [(self.destinations[name], bound) for name, bound in groups.items()]
 
 
     def _guarded(self, cycle: Cycle, job: Job,
@@ -134,43 +182,53 @@ class SubmitStep(ManagerBase):
         return self._spec(job, prepared, claim)
 
 
-    def _submit_batch(self, cycle: Cycle, destination: Destination, bound: list[_Bound],
-                      done: set[int]) -> None:
-        """Prepare and submit a destination's staged jobs with one call each."""
+    def _connector_calls(self, destination: Destination, bound: list[_Bound]) -> _Reply:
+        """Prepare and submit a destination's staged jobs, one call each; nothing else.
+
+        Runs in the submission worker: it touches the connector and the metrics only.
+        """
         connector = destination.connector
         try:
             with self.metrics.command(destination.name, "prepare"):
                 staged = _by_job(connector.prepare_jobs([spec for _, spec in bound]), bound,
                                  attempted=False)
         except Exception as exc:  # nothing was submitted: every job goes back
-            cycle.errors.append(f"staging jobs on {destination.name}: {exc}")
-            log.warning("destination %s: cannot stage jobs (%s: %s); they go back to the queue",
-                        destination.name, type(exc).__name__, exc)
-            staged = {job.id: JobOutcome.not_attempted(job.id, exc) for job, _ in bound}
-        ready: list[tuple[Job, JobSpec, str]] = []
-        for job, spec in bound:
-            outcome = staged[job.id]
-            if outcome.value is not None:
-                reached("prepared")
-                ready.append((job, spec, outcome.value))
-            else:
-                self._not_started(cycle, destination, job, outcome, submitting=False)
+            return _Reply({job.id: JobOutcome.not_attempted(job.id, exc) for job, _ in bound},
+                          {}, exc)
+        ready = [(job, spec, str(staged[job.id].value)) for job, spec in bound
+                 if staged[job.id].value is not None]
+        for _ in ready:
+            reached("prepared")
         if not ready:
-            return
+            return _Reply(staged, {}, None)
         try:
             with self.metrics.command(destination.name, "submit"):
                 submitted = _by_job(connector.submit_jobs([(s, p) for _, s, p in ready]),
                                     [(j, s) for j, s, _ in ready], attempted=True)
         except Exception as exc:  # a reply lost: each may have been submitted
             submitted = {job.id: JobOutcome(job.id, error=exc) for job, _, _ in ready}
+        return _Reply(staged, submitted, None)
+
+
+    def _settle(self, cycle: Cycle, destination: Destination, bound: list[_Bound],
+                reply: _Reply, done: set[int]) -> None:
+        """Act on what the connector did with each job of a batch."""
+        if reply.staging_error is not None:
+            exc = reply.staging_error
+            cycle.errors.append(f"staging jobs on {destination.name}: {exc}")
+            log.warning("destination %s: cannot stage jobs (%s: %s); they go back to the queue",
+                        destination.name, type(exc).__name__, exc)
         accepted: list[tuple[Job, JobSpec, str]] = []
-        for job, spec, _ in ready:
-            outcome = submitted[job.id]
-            if outcome.value is None:
-                self._not_started(cycle, destination, job, outcome, submitting=True)
+        for job, spec in bound:
+            submitted = reply.submitted.get(job.id)
+            if submitted is None:
+                self._not_started(cycle, destination, job, reply.staged[job.id],
+                                  submitting=False)
+            elif submitted.value is None:
+                self._not_started(cycle, destination, job, submitted, submitting=True)
             else:
                 reached("submitted")
-                accepted.append((job, spec, outcome.value))
+                accepted.append((job, spec, submitted.value))
         if accepted:
             self._record_submissions(cycle, destination, accepted, done)
 

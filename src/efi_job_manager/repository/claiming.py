@@ -67,7 +67,7 @@ class Claims(RepositoryBase):
             return [_candidate(r) for r in conn.execute(self._candidates(scan=limit))]
 
     def claim_new(self, limit: int, *, gate: Gate | None = None) -> list[Job]:
-        """Move up to ``limit`` ``new`` jobs to ``running``, oldest first, and return them.
+        """Move up to ``limit`` ``new`` jobs to ``running``, oldest first; return them so.
 
         Counting and claiming happen under one lock for every manager on the
         database (an advisory lock held by the transaction on PostgreSQL, a
@@ -113,7 +113,8 @@ class Claims(RepositoryBase):
                     claimed.append(pick.id)
         if not claimed:
             return []
-        return self._load(lambda e, s: s.where(e.id.in_(claimed)).order_by(e.id))
+        loaded = {job.id: job for job in self._load(lambda e, s: s.where(e.id.in_(claimed)))}
+        return [loaded[job_id] for job_id in claimed if job_id in loaded]  # in claim order
 
     @contextlib.contextmanager
     def _claim_lock(self) -> Iterator[Connection]:
