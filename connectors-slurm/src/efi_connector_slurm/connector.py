@@ -36,7 +36,12 @@ from efi_connector_slurm.commands import (
     validate_job_id,
 )
 from efi_connector_slurm.config import SlurmSettings, parse_settings
-from efi_connector_slurm.parsing import classify_sbatch_error, error_text, parse_find_job
+from efi_connector_slurm.parsing import (
+    classify_sbatch_error,
+    error_text,
+    host_key_wait,
+    parse_find_job,
+)
 from efi_connector_slurm.script import (
     batch_script,
     job_resources,
@@ -85,7 +90,7 @@ def _not_the_jobs_fault(job_id: int) -> Iterator[None]:
     try:
         yield
     except HostKeyError as exc:
-        raise TransientError(f"job {job_id} waits: {exc}") from exc
+        raise host_key_wait(job_id, exc) from exc
 
 
 def _synced(count: int) -> contextlib.AbstractContextManager[None]:

@@ -28,7 +28,7 @@ import attrs
 
 from efi_connector_slurm.archive import Archive, TooBig, unpack_command, unpack_timeout
 from efi_connector_slurm.config import SlurmSettings
-from efi_connector_slurm.parsing import error_text
+from efi_connector_slurm.parsing import error_text, host_key_wait
 from efi_connector_slurm.script import SCRIPT_NAME, cluster_job_dir
 from efi_job_manager.toolkit import (
     CommandFailed,
@@ -140,7 +140,7 @@ def stage_jobs(transport: Transport, settings: SlurmSettings,
         try:
             transport.write_text(where.script_path, script, timeout=settings.command_timeout)
         except HostKeyError as exc:
-            errors[index] = TransientError(f"job {spec.job_id} waits: {exc}")
+            errors[index] = host_key_wait(spec.job_id, exc)
         except (ConnectorError, OSError) as exc:
             errors[index] = TransientError(
                 f"job {spec.job_id}: cannot write its batch script {where.script_path}: {exc}")
@@ -224,9 +224,10 @@ def _failed(members: Sequence[tuple[int, tuple[JobSpec, Placement, str]]],
             errors: list[ConnectorError | None]) -> None:
     """A transfer failed: every job it carried waits (a changed host key is not their fault)."""
     for position, (spec, where, _) in members:
-        errors[position] = TransientError(
-            f"job {spec.job_id} waits: {reason}" if isinstance(reason, HostKeyError)
-            else f"job {spec.job_id}: cannot stage it in {where.directory}: {reason}")
+        errors[position] = (
+            host_key_wait(spec.job_id, reason) if isinstance(reason, HostKeyError)
+            else TransientError(f"job {spec.job_id}: cannot stage it in {where.directory}: "
+                                f"{reason}"))
 
 
 def _stage_tree(transport: Transport, jobs: Sequence[tuple[JobSpec, Placement, str]],

@@ -27,6 +27,7 @@ from efi_connector_slurm.parsing import (
     classify_record,
     classify_sbatch_error,
     error_text,
+    host_key_wait,
     parse_sbatch_batch,
     parse_sbatch_output,
 )
@@ -138,8 +139,7 @@ class Submitter:
         try:
             scheduler_id = self.submit_one(transport, settings, spec, lookup_first=lookup_first)
         except HostKeyError as exc:  # the operator's problem, not the job's
-            return JobOutcome(spec.job_id,
-                              error=TransientError(f"job {spec.job_id} waits: {exc}"))
+            return JobOutcome(spec.job_id, error=host_key_wait(spec.job_id, exc))
         except Exception as exc:  # a job's failure is its outcome
             return JobOutcome(spec.job_id, error=exc)
         return JobOutcome(spec.job_id, scheduler_id)

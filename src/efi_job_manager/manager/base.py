@@ -167,7 +167,10 @@ class ManagerBase:
 
     def destination_of(self, job: JobRef) -> Destination:
         """The destination a job was submitted to (recorded), else where it would go now."""
-        name = self._destination_of.get(job.id) or self.job_dir(job.id).destination()
+        name = self._destination_of.get(job.id)
+        if name is not None:  # remembered: a configured destination (checked, or routed to)
+            return self.destinations[name]
+        name = self.job_dir(job.id).destination()
         if name is None or name not in self.destinations:
             if name is not None:
                 log.warning("job %s was sent to destination %r, which is no longer configured; "

@@ -48,7 +48,7 @@ class PollStep(ManagerBase):
         self._cancel_settled -= running  # retried since: a new cancellation is a new one
         for name, group in self._by_destination(jobs).items():
             connector = self.destinations[name].connector
-            sids = self._scheduler_ids(group)
+            sids = {job.id: self._scheduler_id(job) for job in group}
             ids = [sid for sid in sids.values() if sid is not None]
             try:
                 with self.metrics.command(name, "status"):
@@ -98,21 +98,9 @@ class PollStep(ManagerBase):
     def _by_destination(self, jobs: list[JobRef]) -> dict[str, list[JobRef]]:
         """The jobs grouped by the destination they were submitted to."""
         by_destination: dict[str, list[JobRef]] = {}
-        known = self._destination_of
         for job in jobs:
-            name = known.get(job.id) or self.destination_of(job).name
-            by_destination.setdefault(name, []).append(job)
+            by_destination.setdefault(self.destination_of(job).name, []).append(job)
         return by_destination
-
-
-    def _scheduler_ids(self, jobs: list[JobRef]) -> dict[int, str | None]:
-        """Each job's scheduler id (`_scheduler_id`), a digits id read from the row at once."""
-        sids: dict[int, str | None] = {}
-        for job in jobs:
-            value = job.schedulerJobId
-            sids[job.id] = (str(value) if value is not None and value >= 0
-                            else self._scheduler_id(job))
-        return sids
 
 
     def _on_status(self, cycle: Cycle, job: JobRef, connector: BaseConnector,

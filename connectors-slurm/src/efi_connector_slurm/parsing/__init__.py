@@ -20,6 +20,7 @@ from efi_connector_slurm.parsing.errors import (
     accounting_unavailable,
     classify_sbatch_error,
     error_text,
+    host_key_wait,
 )
 from efi_connector_slurm.parsing.sacct import parse_sacct, parse_workdirs
 from efi_connector_slurm.parsing.sbatch import parse_sbatch_output
@@ -54,6 +55,7 @@ __all__ = [
     "classify_record",
     "classify_sbatch_error",
     "error_text",
+    "host_key_wait",
     "map_slurm_state",
     "parse_exit_code",
     "parse_find_job",

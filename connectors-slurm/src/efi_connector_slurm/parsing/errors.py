@@ -6,7 +6,7 @@ messages and logs carry.
 
 from __future__ import annotations
 
-from efi_job_manager.toolkit import CommandResult, PermanentError, TransientError
+from efi_job_manager.toolkit import CommandResult, HostKeyError, PermanentError, TransientError
 
 __all__ = ["TRANSIENT_MARKERS", "accounting_unavailable", "classify_sbatch_error", "error_text"]
 
@@ -97,3 +97,12 @@ def accounting_unavailable(stderr: str) -> bool:
     """Whether sacct's error says that accounting is disabled or slurmdbd is unreachable."""
     text = stderr.lower()
     return any(marker in text for marker in _ACCOUNTING_UNAVAILABLE)
+
+
+def host_key_wait(job_id: int, exc: HostKeyError) -> TransientError:
+    """A changed host key, as the error of one job's call: the job waits, it is not its fault.
+
+    The manager fails a job on a `PermanentError`, and every job would fail; the key is the
+    operator's to check, and the cycle reports it each time until then.
+    """
+    return TransientError(f"job {job_id} waits: {exc}")
