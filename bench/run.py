@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -160,6 +161,7 @@ def submission(mode: str, settings: dict[str, Any], tmp: Path) -> dict[str, Any]
     ids: list[str] = []
     try:
         timed.reset()
+        machine, own = machine_cpu_s(), os.times()
         begin = time.perf_counter()
         started = cycles = 0
         while started < SUBMIT_JOBS:
@@ -169,11 +171,15 @@ def submission(mode: str, settings: dict[str, Any], tmp: Path) -> dict[str, Any]
             if report.errors and not report.started:
                 raise SystemExit(f"{mode}: the manager cannot submit: {report.errors[0]}")
         manager_s = time.perf_counter() - begin
+        manager_cpu, own_after = machine_cpu_s() - machine, os.times()
+        own_cpu = own_after.user + own_after.system - own.user - own.system
         calls = dict(timed.calls)
         ids = [str(j.schedulerJobId) for j in repo.running_jobs()]
+        machine = machine_cpu_s()
         begin = time.perf_counter()
         ids += submit_held(timed, SUBMIT_JOBS)
         loop_s = time.perf_counter() - begin
+        loop_cpu = machine_cpu_s() - machine
     finally:
         if ids:
             connector.cancel_jobs(ids)
@@ -181,7 +187,20 @@ def submission(mode: str, settings: dict[str, Any], tmp: Path) -> dict[str, Any]
     return {"jobs": SUBMIT_JOBS, "cycles": cycles, "transport_calls": calls,
             "manager_jobs_per_s": SUBMIT_JOBS / manager_s,
             "sbatch_loop_jobs_per_s": SUBMIT_JOBS / loop_s,
-            "ratio": (SUBMIT_JOBS / manager_s) / (SUBMIT_JOBS / loop_s)}
+            "ratio": (SUBMIT_JOBS / manager_s) / (SUBMIT_JOBS / loop_s),
+            "cores": os.cpu_count(),
+            "manager_cpu_ms_per_job": manager_cpu / SUBMIT_JOBS * 1e3,
+            "manager_own_cpu_ms_per_job": own_cpu / SUBMIT_JOBS * 1e3,
+            "loop_cpu_ms_per_job": loop_cpu / SUBMIT_JOBS * 1e3,
+            # the best ratio the machine's cores allow at the manager's CPU cost per job
+            "cpu_bound_ratio": loop_s / (manager_cpu / (os.cpu_count() or 1))}
+
+
+def machine_cpu_s() -> float:
+    """CPU seconds every process of this machine has used so far (Linux ``/proc/stat``)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
 
 
 def run_mode(mode: str, counts: list[int], cycles: int, tmp: Path) -> dict[str, Any]:
@@ -216,7 +235,10 @@ def run_mode(mode: str, counts: list[int], cycles: int, tmp: Path) -> dict[str, 
     sub = out["submission"]
     print(f"{mode} submission: manager {sub['manager_jobs_per_s']:.1f} jobs/s, sbatch loop "
           f"{sub['sbatch_loop_jobs_per_s']:.1f} jobs/s (ratio {sub['ratio']:.2f}); "
-          f"{sub['cycles']} cycles, transport calls {sub['transport_calls']}", flush=True)
+          f"{sub['cycles']} cycles, transport calls {sub['transport_calls']}; CPU per job: "
+          f"manager {sub['manager_cpu_ms_per_job']:.1f} ms (its own process "
+          f"{sub['manager_own_cpu_ms_per_job']:.1f}), loop {sub['loop_cpu_ms_per_job']:.1f} ms; "
+          f"best ratio {sub['cores']} cores allow {sub['cpu_bound_ratio']:.2f}", flush=True)
     return out
 
 

@@ -23,6 +23,7 @@ from efi_connector_slurm.commands import (
     validate_job_id,
 )
 from efi_connector_slurm.parsing import (
+    SqueueMemo,
     classify_sbatch_error,
     map_slurm_state,
     parse_exit_code,
@@ -257,6 +258,29 @@ def test_a_users_listing_gives_only_the_jobs_asked_for() -> None:
     assert (found["7"].state, found["7"].raw) == (S.RUNNING, "7|efi-7-a|RUNNING|None")
     assert (found["9"].state, found["9"].reason) == (S.QUEUED, "JobHeldUser")
     assert sorted(parse_squeue(listing)) == ["7", "8", "9"]  # a step is no job
+
+
+def test_a_listing_reuses_the_status_of_an_unchanged_line_only() -> None:
+    """With a memo, the next listing reads only its new or changed lines: an unchanged line's
+    status is the same object; a job that started is read afresh; a job no longer asked
+    for, or gone from the listing, is neither answered nor remembered."""
+    memo: SqueueMemo = {}
+    first = parse_squeue("7|efi-7-a|PENDING|JobHeldUser\n8|efi-8-b|PENDING|Priority\n"
+                         "9|efi-9-c|PENDING|Priority\n", {"7", "8", "9"}, memo)
+    assert set(memo) == {"7|efi-7-a|PENDING|JobHeldUser", "8|efi-8-b|PENDING|Priority",
+                         "9|efi-9-c|PENDING|Priority"}
+    second = parse_squeue("7|efi-7-a|PENDING|JobHeldUser\n8|efi-8-b|RUNNING|None\n"
+                          "9|efi-9-c|PENDING|Priority\n10|efi-10-d|PENDING|Priority\n",
+                          {"7", "8", "10"}, memo)
+    assert second["7"] is first["7"]
+    assert (second["8"].state, second["8"].raw) == (S.RUNNING, "8|efi-8-b|RUNNING|None")
+    assert (second["10"].state, second["10"].reason) == (S.QUEUED, "Priority")
+    assert sorted(second) == ["10", "7", "8"]
+    assert set(memo) == {"7|efi-7-a|PENDING|JobHeldUser", "8|efi-8-b|RUNNING|None",
+                         "10|efi-10-d|PENDING|Priority"}
+    third = parse_squeue("7|efi-7-a|PENDING|JobHeldUser\n", {"7", "8"}, memo)
+    assert third == {"7": first["7"]}
+    assert set(memo) == {"7|efi-7-a|PENDING|JobHeldUser"}
 
 
 def test_squeue_pending_reasons_and_running() -> None:

@@ -201,6 +201,17 @@ class JobDirectory:
             OSError: the results directory cannot be written (the site's fault).
         """
         self._inside("claim.json")  # refuses a link at the directory itself
+        try:
+            self.path.mkdir()
+        except FileExistsError:
+            self._forget_earlier_claims(uuid, now)
+        # else a new directory: nothing to move aside or forget
+        claim = secrets.token_hex(4)
+        self.write_json(f"{_NOTES}/claim.json", {"uuid": uuid, "claim": claim, "time": now})
+        return claim
+
+    def _forget_earlier_claims(self, uuid: str, now: datetime) -> None:
+        """Move another row's directory aside; remove the notes of this row's earlier claim."""
         record = self.claim()
         if self.path.exists() and (record is None or record.get("uuid") != uuid) \
                 and any(self.path.iterdir()):
@@ -212,9 +223,6 @@ class JobDirectory:
         for relative in ("stats.json", "failure.json", f"{_NOTES}/unknown.json",
                          f"{_NOTES}/cancel.json", f"{_NOTES}/destination.json"):
             self._remove(relative)
-        claim = secrets.token_hex(4)
-        self.write_json(f"{_NOTES}/claim.json", {"uuid": uuid, "claim": claim, "time": now})
-        return claim
 
     def claim(self) -> dict[str, Any] | None:
         """The claim recorded in the directory (``uuid``, ``claim``, ``time``), if any."""

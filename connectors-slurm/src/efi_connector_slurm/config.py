@@ -269,7 +269,7 @@ class SlurmSettings(Profile):
         chunk_size: Job ids per ``sacct`` and per ``scancel`` call, and jobs per remote call
             that submits a batch of jobs.
         submit_parallel: How many ``sbatch`` run at once in the remote call that submits a
-            batch of jobs (``xargs -P``).
+            batch of jobs (one worker each).
         sacct_lookback: How far back ``sacct`` looks (``sacct --starttime``; without it
             sacct shows only today's jobs).
         command_timeout: Seconds a Slurm command may take; a timeout is a

@@ -2,14 +2,15 @@
 
 `sbatch_batch_command` returns ``sh -c SCRIPT sh <parallelism> <script>...``: the script text
 is a constant, the batch scripts' paths reach it only as arguments. It runs ``sbatch
---parsable <script>`` for each path, ``xargs -0 -P <parallelism>`` at a time, each child
-writing its record into its own file of a ``mktemp -d`` directory (removed on exit); then it
-prints the records in the order of the paths and an end line, as read by
-`efi_connector_slurm.parsing.parse_sbatch_batch`.
+--parsable <script>`` for each path in ``<parallelism>`` workers (subshells started once, each
+taking every ``<parallelism>``-th path in turn), each job's record written into its own file
+of a ``mktemp -d`` directory (removed on exit); then it prints the records in the order of
+the paths and an end line, as read by `efi_connector_slurm.parsing.parse_sbatch_batch`.
+Per job it starts no program but sbatch, as a plain loop of sbatch does.
 
 The stop rule: once an sbatch has failed transiently (a return code above 125, or stderr
-holding one of `TRANSIENT_MARKERS`), the children not yet started do not run sbatch and
-report ``skipped``: nothing was tried for them.
+holding one of `TRANSIENT_MARKERS`), the jobs not yet started do not run sbatch and report
+``skipped``: nothing was tried for them.
 """
 
 from __future__ import annotations
@@ -32,45 +33,61 @@ __all__ = ["SBATCH_BATCH_SCRIPT", "sbatch_batch_command", "sbatch_batch_timeout"
 
 _MARKERS = " ".join(f"-e {shlex.quote(marker)}" for marker in TRANSIENT_MARKERS)
 
-# One child per batch script: $1 the records' directory, $2 the index, $3 the script's path.
-# A quiet successful sbatch costs no other program: its output's words are joined on one
-# line by the shell itself (set -f: no globbing); stderr is read (tr) only when there is
-# some, and searched for the transient markers (grep) only after a failure.
-_CHILD = f"""d=$1 i=$2
-r=$d/$i
-if [ -e "$d/stop" ]; then
-  printf '{RECORD_TAG} %s {SKIPPED}\\n{STDOUT_TAG}\\n{STDERR_TAG}\\n' "$i" >"$r.rec"
-  exit 0
-fi
-out=$(sbatch --parsable "$3" 2>"$r.err")
-rc=$?
-err=
-if [ -s "$r.err" ]; then
-  err=$(tr '\\n\\r' '  ' <"$r.err")
-fi
-if [ "$rc" -gt 125 ] || {{ [ "$rc" -ne 0 ] && grep -qiF {_MARKERS} -- "$r.err"; }}; then
-  : >"$d/stop"
-fi
-set -f
-set -- $out
-printf '{RECORD_TAG} %s %s\\n{STDOUT_TAG} %s\\n{STDERR_TAG} %s\\n' "$i" "$rc" "$*" "$err" >"$r.rec"
+# One batch script: $1 the index, $2 the script's path (the records' directory is $d). The
+# only program a quiet successful sbatch costs is sbatch itself, as in a plain loop: its
+# output goes to files that the shell reads back (read is built in); stderr is made one
+# line (tr) only when there is some, and searched for the transient markers (grep) only
+# after a failure.
+_ONE = f"""one() {{
+  r=$d/$1
+  if [ -e "$d/stop" ]; then
+    printf '{RECORD_TAG} %s {SKIPPED}\\n{STDOUT_TAG}\\n{STDERR_TAG}\\n' "$1" >"$r.rec"
+    return 0
+  fi
+  sbatch --parsable "$2" >"$r.out" 2>"$r.err"
+  rc=$?
+  out=
+  while IFS= read -r line || [ -n "$line" ]; do
+    out="$out $line"
+  done <"$r.out"
+  err=
+  if [ -s "$r.err" ]; then
+    err=$(tr '\\n\\r' '  ' <"$r.err")
+  fi
+  if [ "$rc" -gt 125 ] || {{ [ "$rc" -ne 0 ] && grep -qiF {_MARKERS} -- "$r.err"; }}; then
+    : >"$d/stop"
+  fi
+  set -f
+  set -- "$1" "$rc" $out
+  at=$1
+  shift 2
+  printf '{RECORD_TAG} %s %s\\n{STDOUT_TAG} %s\\n{STDERR_TAG} %s\\n' "$at" "$rc" "$*" "$err" \\
+    >"$r.rec"
+  set +f
+}}
 """
 
-#: The remote script: ``$1`` the parallelism, then the batch scripts' paths. The child's text
-#: is a quoted here-document: the shell expands nothing in it.
+#: The remote script: ``$1`` the parallelism, then the batch scripts' paths. ``$1`` workers
+#: (subshells, started once) each submit every ``$1``-th script in turn.
 SBATCH_BATCH_SCRIPT = f"""n=$1
 shift
 d=$(mktemp -d) || exit 1
 trap 'rm -rf -- "$d"' EXIT
 trap 'exit 1' HUP INT TERM
-child=$(cat <<'EOF'
-{_CHILD}EOF
-)
-i=0
-for p do
-  printf '%s\\000%s\\000' "$i" "$p"
-  i=$((i + 1))
-done | xargs -0 -n 2 -P "$n" sh -c "$child" sh "$d"
+{_ONE}k=0
+while [ "$k" -lt "$n" ]; do
+  (
+    i=0
+    for p do
+      if [ $((i % n)) -eq "$k" ]; then
+        one "$i" "$p"
+      fi
+      i=$((i + 1))
+    done
+  ) &
+  k=$((k + 1))
+done
+wait
 i=0
 for p do
   set -- "$@" "$d/$i.rec"

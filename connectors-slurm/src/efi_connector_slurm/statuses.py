@@ -37,6 +37,7 @@ from efi_connector_slurm.commands import (
 )
 from efi_connector_slurm.config import SlurmSettings
 from efi_connector_slurm.parsing import (
+    SqueueMemo,
     accounting_unavailable,
     error_text,
     parse_sacct,
@@ -90,6 +91,7 @@ class StatusReader:
         self._on_squeue_answer = on_squeue_answer
         self._warned_accounting = False
         self._listing = True  # squeue --me works (until it says it does not know --me)
+        self._last_listing: SqueueMemo = {}  # its lines, reused when a job's line is unchanged
 
     def read(self, transport: Transport, settings: SlurmSettings,
              scheduler_ids: Iterable[str]) -> dict[str, SchedulerStatus]:
@@ -171,7 +173,7 @@ class StatusReader:
             result = cluster.run(squeue_listing_command())
             if result.ok:
                 self._on_squeue_answer()
-                return parse_squeue(result.stdout, wanted), None
+                return parse_squeue(result.stdout, wanted, self._last_listing), None
             if "--me" not in result.stderr:
                 return {}, error_text(result)
             log.info("squeue on %s has no --me (Slurm before 20.11): asking it by job id",

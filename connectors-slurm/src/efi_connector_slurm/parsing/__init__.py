@@ -32,7 +32,7 @@ from efi_connector_slurm.parsing.sbatch_batch import (
 )
 from efi_connector_slurm.parsing.scontrol import parse_scontrol_show_job, scontrol_fields
 from efi_connector_slurm.parsing.sinfo import parse_partitions
-from efi_connector_slurm.parsing.squeue import parse_find_job, parse_squeue
+from efi_connector_slurm.parsing.squeue import SqueueMemo, parse_find_job, parse_squeue
 from efi_connector_slurm.parsing.states import (
     CANCELLED_STATES,
     FAILED_STATES,
@@ -51,6 +51,7 @@ __all__ = [
     "TRANSIENT_MARKERS",
     "SbatchBatch",
     "SbatchRecord",
+    "SqueueMemo",
     "accounting_unavailable",
     "classify_record",
     "classify_sbatch_error",

@@ -14,18 +14,24 @@ from efi_connector_slurm.parsing.lines import id_sort_key, job_key, split_fields
 from efi_connector_slurm.parsing.states import map_slurm_state
 from efi_job_manager.toolkit import SchedulerStatus
 
-__all__ = ["parse_find_job", "parse_squeue"]
+__all__ = ["SqueueMemo", "parse_find_job", "parse_squeue"]
 
 log = logging.getLogger("efi_connector_slurm.parsing")
 
+#: Lines of an earlier listing, each with the job id and the status read from it.
+SqueueMemo = dict[str, tuple[str, SchedulerStatus]]
 
-def parse_squeue(stdout: str,
-                 wanted: Collection[str] | None = None) -> dict[str, SchedulerStatus]:
+
+def parse_squeue(stdout: str, wanted: Collection[str] | None = None,
+                 memo: SqueueMemo | None = None) -> dict[str, SchedulerStatus]:
     """Read ``squeue --noheader --format=%i|%j|%T|%r`` output (see `commands.squeue_command`).
 
     squeue reports no exit code: a FAILED job seen only here has the reason ``FAILED``. A
     malformed line is logged and skipped. With ``wanted``, only the lines of those job ids
-    are read (a listing of every job of a user holds others too).
+    are read (a listing of every job of a user holds others too). With ``memo`` (only with
+    ``wanted``), a line seen in the previous listing is not read again: its status is
+    reused (the line is the whole of what it was read from); the memo then holds this
+    listing's lines.
 
     Returns:
         Job id → status, with ``raw`` the whole line. A job slurmctld does not hold is absent.
@@ -33,7 +39,18 @@ def parse_squeue(stdout: str,
     result: dict[str, SchedulerStatus] = {}
     mapped: dict[tuple[str, str], SchedulerStatus] = {}  # a listing repeats a few states
     count, name_index = len(SQUEUE_FIELDS), SQUEUE_FIELDS.index("%j")
+    keep = memo if wanted is not None else None
+    previous: SqueueMemo = {}
+    if keep is not None:
+        previous = keep.copy()
+        keep.clear()
     for line in stdout.splitlines():
+        seen = previous.get(line)
+        if seen is not None and keep is not None and wanted is not None:
+            if seen[0] in wanted:
+                result[seen[0]] = seen[1]
+                keep[line] = seen
+            continue
         if not line.strip():
             continue
         if wanted is not None and line.partition("|")[0].strip() not in wanted:
@@ -53,6 +70,8 @@ def parse_squeue(stdout: str,
             status = mapped[state, reason] = map_slurm_state(state, None, None, reason)
         result[key] = SchedulerStatus(status.state, reason=status.reason, raw=line,
                                       exit_code=status.exit_code, signal=status.signal)
+        if keep is not None:
+            keep[line] = (key, result[key])
     return result
 
 
