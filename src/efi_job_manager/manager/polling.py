@@ -48,8 +48,7 @@ class PollStep(ManagerBase):
         self._cancel_settled -= running  # retried since: a new cancellation is a new one
         for name, group in self._by_destination(jobs).items():
             connector = self.destinations[name].connector
-            sids = {job.id: self._scheduler_id(job) for job in group}
-            ids = [sid for sid in sids.values() if sid is not None]
+            ids = [sid for _, sid in group if sid is not None]
             try:
                 with self.metrics.command(name, "status"):
                     statuses = connector.get_job_statuses(ids) if ids else {}
@@ -61,8 +60,7 @@ class PollStep(ManagerBase):
                 continue
             reached("polled")
             running_seen = False
-            for job in group:
-                sid = sids[job.id]
+            for job, sid in group:
                 status = statuses.get(sid) if sid is not None else None
                 if (status is not None and status.state in _STILL_THERE
                         and job.id in self._known_to_scheduler and not self.dry_run):
@@ -95,11 +93,19 @@ class PollStep(ManagerBase):
                 self.faults.clear(name)  # a job runs there: whatever paused it is over
 
 
-    def _by_destination(self, jobs: list[JobRef]) -> dict[str, list[JobRef]]:
-        """The jobs grouped by the destination they were submitted to."""
-        by_destination: dict[str, list[JobRef]] = {}
+    def _by_destination(self, jobs: list[JobRef]) -> dict[str, list[tuple[JobRef, str | None]]]:
+        """The jobs grouped by the destination they were submitted to, each with its scheduler id.
+
+        One pass over the running jobs; a remembered destination costs one look-up.
+        """
+        by_destination: dict[str, list[tuple[JobRef, str | None]]] = {}
+        remembered = self._destination_of
         for job in jobs:
-            by_destination.setdefault(self.destination_of(job).name, []).append(job)
+            name = remembered.get(job.id) or self.destination_of(job).name
+            group = by_destination.get(name)
+            if group is None:
+                group = by_destination[name] = []
+            group.append((job, self._scheduler_id(job)))
         return by_destination
 
 
