@@ -3,11 +3,13 @@
 # the slurm connector's tests. Everything lives in one directory; nothing else on the machine is
 # touched (a system MariaDB on 3306 keeps running; /etc/slurm and /etc/munge are not used).
 #
-# Usage: tests/slurm/cluster.sh up|down|status|purge
-#        tests/slurm/cluster.sh stop|start munged|mariadb|slurmdbd|slurmctld|slurmd|sshd
+# Usage: tests/slurm/cluster.sh up|down|status|purge|token
+#        tests/slurm/cluster.sh stop|start munged|mariadb|slurmdbd|slurmctld|slurmd|sshd|slurmrestd|
+#                                          slurmrestd-jwt
 #
 #   up       install the packages if missing, then start every daemon that is not running, in
-#            order munged -> mariadb -> slurmdbd -> slurmctld -> slurmd -> sshd, each waited for.
+#            order munged -> mariadb -> slurmdbd -> slurmctld -> slurmd -> sshd -> slurmrestd ->
+#            slurmrestd-jwt, each waited for.
 #            On a lab that is already up it says so and exits 0. Stale PID files (a previous
 #            boot, a crash) are cleaned first; jobs a crash left "RUNNING" are cancelled.
 #   down     cancel the lab's jobs, then stop every daemon by its recorded PID in reverse order
@@ -16,17 +18,21 @@
 #   status   print each daemon up/down; exit 0 when all are up, 3 otherwise.
 #   stop X / start X   stop or start one daemon (simulate an outage of slurmctld or sshd).
 #   purge    down, then delete the lab directory (next up starts from nothing).
+#   token [SECONDS]   print a JWT for efijm for slurmrestd-jwt (default 3600 s):
+#            the line `SLURM_JWT=...` of `scontrol token`.
 #
 # Must run as root. Environment (defaults in brackets):
 #   EFI_SLURM_LAB [/tmp/efi-slurm-lab]   EFI_SLURM_SSH_PORT [2222]   EFI_SLURM_DB_PORT [3317]
 #   EFI_SLURM_CTLD_PORT [6817]  EFI_SLURM_SLURMD_PORT [6818]  EFI_SLURM_DBD_PORT [6819]
+#   EFI_SLURM_REST_PORT [6820] slurmrestd-jwt's listener on 127.0.0.1
 #   EFI_SLURM_CPUS [16] job slots declared  EFI_SLURM_TIMEOUT [60] seconds per daemon
 #
 # Layout of $EFI_SLURM_LAB:
 #   env.sh              exports SLURM_CONF, EFI_SLURM_LAB, EFI_SLURM_SSH_CONFIG,
 #                       EFI_SLURM_SSH_HOST (slurm-lab), EFI_SLURM_SSH_PORT, EFI_SLURM_SSH_USER,
-#                       EFI_SLURM_SCRATCH
-#   etc/                slurm.conf, slurmdbd.conf (600), my.cnf, munge.key (400)
+#                       EFI_SLURM_SCRATCH, EFI_SLURM_REST_SOCKET, EFI_SLURM_REST_URL
+#   etc/                slurm.conf, slurmdbd.conf (600), my.cnf, munge.key (400),
+#                       jwt_hs256.key (600: slurmctld and slurmdbd check tokens with it)
 #   run/                <daemon>.pid (PIDs recorded by this script), daemons' own pid files,
 #                       munge socket, mariadb socket
 #   log/                <daemon>.log (daemon log) and <daemon>.out (its stdout/stderr)
@@ -34,10 +40,15 @@
 #   ssh/                sshd_config, host key, id_ed25519(.pub), authorized_keys, known_hosts,
 #                       config (Host slurm-lab: User efijm, BatchMode, StrictHostKeyChecking)
 #   scratch/            mode 1777, where test jobs write
+#   rest/               efijm's: slurmrestd.sock (local auth: the peer's uid is the user)
 #
 # Users: SlurmUser is root (daemons all run as root; simplest, and slurmd must be root anyway).
 # Jobs are submitted by root (account root) or by `efijm` (account efi, created here with
 # useradd and `usermod -p '*'` so sshd accepts its key), who logs in over ssh with the lab key.
+# slurmrestd refuses to run as root or SlurmUser: two of them run as efijm, one with local auth
+# on its unix socket (the caller's uid; root and efijm may use it), one with JWT on
+# 127.0.0.1:EFI_SLURM_REST_PORT (`token`). One process cannot do both: JWT needs
+# SLURM_JWT=daemon, after which its requests on the socket fail ("Unspecified error").
 set -euo pipefail
 
 LAB="${EFI_SLURM_LAB:-/tmp/efi-slurm-lab}"
@@ -46,6 +57,7 @@ DB_PORT="${EFI_SLURM_DB_PORT:-3317}"
 CTLD_PORT="${EFI_SLURM_CTLD_PORT:-6817}"
 SLURMD_PORT="${EFI_SLURM_SLURMD_PORT:-6818}"
 DBD_PORT="${EFI_SLURM_DBD_PORT:-6819}"
+REST_PORT="${EFI_SLURM_REST_PORT:-6820}"
 CPUS="${EFI_SLURM_CPUS:-16}"
 TIMEOUT="${EFI_SLURM_TIMEOUT:-60}"
 CLUSTER=efilab
@@ -53,26 +65,29 @@ SSH_USER=efijm
 SSH_ALIAS=slurm-lab
 DB_USER=slurm
 DB_PASS=slurmlab
-DAEMONS=(munged mariadb slurmdbd slurmctld slurmd sshd)
+DAEMONS=(munged mariadb slurmdbd slurmctld slurmd sshd slurmrestd slurmrestd-jwt)
 
 ETC="$LAB/etc" RUN="$LAB/run" LOGD="$LAB/log" STATE="$LAB/state" SSHD="$LAB/ssh"
 SLURM_CONF_FILE="$ETC/slurm.conf"
 MUNGE_SOCKET="$RUN/munge.socket.2"
 MYCNF="$ETC/my.cnf"
+JWT_KEY="$ETC/jwt_hs256.key"
+REST_DIR="$LAB/rest"
+REST_SOCKET="$REST_DIR/slurmrestd.sock"
 export SLURM_CONF="$SLURM_CONF_FILE"
 
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S.%3N)" "$*"; }
 die() { printf '[cluster %s] ERROR: %s\n' "$(date +%H:%M:%S.%3N)" "$*" >&2; exit 1; }
 
 [[ $EUID -eq 0 ]] || die "must run as root"
-[[ "$SSH_PORT$DB_PORT$CTLD_PORT$SLURMD_PORT$DBD_PORT$CPUS$TIMEOUT" =~ ^[0-9]+$ ]] \
+[[ "$SSH_PORT$DB_PORT$CTLD_PORT$SLURMD_PORT$DBD_PORT$REST_PORT$CPUS$TIMEOUT" =~ ^[0-9]+$ ]] \
     || die "ports, EFI_SLURM_CPUS and EFI_SLURM_TIMEOUT must be numbers"
 [[ "$LAB" == /* && "$LAB" != / && "$LAB" != *[[:space:]]* ]] \
     || die "EFI_SLURM_LAB must be an absolute path without spaces (got '$LAB')"
 
 # --- installation ---------------------------------------------------------------------------
-PACKAGES=(slurm-wlm slurmctld slurmd slurmdbd slurm-client munge mariadb-server openssh-server
-          rsync)
+PACKAGES=(slurm-wlm slurmctld slurmd slurmdbd slurm-client slurmrestd slurm-wlm-jwt-plugin munge
+          mariadb-server openssh-server rsync curl)
 POLICY_RC_D=/usr/sbin/policy-rc.d
 POLICY_RC_D_OURS=0
 cleanup() { if [[ $POLICY_RC_D_OURS == 1 ]]; then rm -f "$POLICY_RC_D"; fi; }
@@ -107,6 +122,7 @@ exe_of() {  # the file a daemon's process runs (slurmctld and slurmd are alterna
     local prog=$1
     [[ $prog == mariadb ]] && prog=mariadbd
     [[ $prog == sshd ]] && prog=/usr/sbin/sshd
+    [[ $prog == slurmrestd-jwt ]] && prog=slurmrestd
     readlink -f "$(command -v "$prog")"
 }
 
@@ -188,12 +204,20 @@ write_layout() {
     # Not 700: slurmd keeps each job's script under state/slurmd and the job's user runs it.
     chmod 755 "$STATE" "$STATE/slurmd"
     chmod 1777 "$LAB/scratch"
+    mkdir -p "$REST_DIR"
+    chown "$SSH_USER:" "$REST_DIR"
+    chmod 755 "$REST_DIR"
 }
 
 write_slurm_conf() {
     local hw realmem
     # The real hardware, renamed; the job slots are declared (config_overrides) so that tests
     # can run many jobs at once on a two-core machine.
+    if [[ ! -f $JWT_KEY ]]; then
+        (umask 077; dd if=/dev/urandom of="$JWT_KEY" bs=32 count=1 status=none)
+    fi
+    chown root:root "$JWT_KEY"
+    chmod 600 "$JWT_KEY"
     hw=$(slurmd -C 2>/dev/null | head -n 1)
     realmem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$hw")
     [[ -n "$realmem" ]] || die "could not read RealMemory from 'slurmd -C' (got: $hw)"
@@ -209,6 +233,9 @@ SlurmdPort=$SLURMD_PORT
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$MUNGE_SOCKET
+# slurmrestd's TCP listener: tokens from `scontrol token`, checked with this key
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=$JWT_KEY
 StateSaveLocation=$STATE/slurmctld
 SlurmdSpoolDir=$STATE/slurmd
 SlurmctldPidFile=$RUN/slurmctld.own.pid
@@ -254,6 +281,8 @@ EOF
 # Written by tests/slurm/cluster.sh; rewritten on every start.
 AuthType=auth/munge
 AuthInfo=socket=$MUNGE_SOCKET
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=$JWT_KEY
 DbdHost=localhost
 DbdPort=$DBD_PORT
 SlurmUser=root
@@ -306,6 +335,8 @@ write_env() {
         printf 'export EFI_SLURM_SSH_PORT=%q\n' "$SSH_PORT"
         printf 'export EFI_SLURM_SSH_USER=%q\n' "$SSH_USER"
         printf 'export EFI_SLURM_SCRATCH=%q\n' "$LAB/scratch"
+        printf 'export EFI_SLURM_REST_SOCKET=%q\n' "$REST_SOCKET"
+        printf 'export EFI_SLURM_REST_URL=%q\n' "http://127.0.0.1:$REST_PORT"
     } >"$LAB/env.sh.tmp"
     mv "$LAB/env.sh.tmp" "$LAB/env.sh"
 }
@@ -380,6 +411,17 @@ slurmd_ok() {
     [[ "$st" =~ ^(idle|mixed|allocated|completing)$ ]]
 }
 sshd_ok() { timeout 20 ssh -F "$SSHD/config" "$SSH_ALIAS" sinfo -h -o %P; }
+slurmrestd_ok() {
+    curl -sf --max-time 10 --unix-socket "$REST_SOCKET" http://localhost/slurm/v0.0.38/ping \
+        | grep -q '"UP"'
+}
+slurmrestd-jwt_ok() {
+    local token
+    token=$(timeout 10 scontrol token username="$SSH_USER" lifespan=60) || return 1
+    curl -sf --max-time 10 -H "X-SLURM-USER-NAME: $SSH_USER" \
+        -H "X-SLURM-USER-TOKEN: ${token#SLURM_JWT=}" \
+        "http://127.0.0.1:$REST_PORT/slurm/v0.0.38/ping" | grep -q '"UP"'
+}
 
 check_port() {  # refuse to start when another program holds the port
     if port_busy "$1"; then
@@ -502,6 +544,38 @@ start_sshd() {
     wait_for sshd "an ssh sinfo" sshd_ok
 }
 
+# slurmrestd refuses root: it runs as efijm (setpriv execs it, so the PID recorded is its own).
+REST_PLUGINS=openapi/v0.0.38,openapi/dbv0.0.38
+start_slurmrestd() {
+    rm -f "$REST_SOCKET"
+    start_bg slurmrestd setpriv --reuid="$SSH_USER" --regid="$SSH_USER" --init-groups \
+        slurmrestd -a rest_auth/local -s "$REST_PLUGINS" "unix:$REST_SOCKET"
+    rest_ready slurmrestd "GET /slurm/v0.0.38/ping on $REST_SOCKET" slurmrestd_ok
+}
+
+start_slurmrestd-jwt() {
+    check_port "$REST_PORT" slurmrestd-jwt EFI_SLURM_REST_PORT
+    start_bg slurmrestd-jwt env SLURM_JWT=daemon setpriv --reuid="$SSH_USER" \
+        --regid="$SSH_USER" --init-groups \
+        slurmrestd -a rest_auth/jwt -s "$REST_PLUGINS" "127.0.0.1:$REST_PORT"
+    rest_ready slurmrestd-jwt "GET /slurm/v0.0.38/ping with a token" slurmrestd-jwt_ok
+}
+
+rest_ready() {  # NAME WHAT PROBE: ping needs a controller; without one, only "still running"
+    if ! is_up slurmctld; then
+        sleep 0.5; is_up "$1" || { tail_log "$1"; die "$1 exited while starting"; }
+        return 0
+    fi
+    wait_for "$@"
+}
+
+cmd_token() {
+    local lifespan=${1:-3600}
+    [[ $lifespan =~ ^[0-9]+$ ]] || die "token: the lifespan is a number of seconds"
+    is_up slurmctld || die "token: slurmctld is not running"
+    timeout 10 scontrol token username="$SSH_USER" lifespan="$lifespan"
+}
+
 # The lab's slurmstepd (they inherit SLURM_CONF from the lab's slurmd) and everything under them.
 lab_stepds() {
     local p
@@ -563,6 +637,8 @@ start_daemon() {
             mariadb) wait_for mariadb "SELECT 1" mariadb_ok ;;
             slurmdbd) wait_for slurmdbd "sacctmgr show cluster" slurmdbd_ok ;;
             slurmctld) wait_for slurmctld "scontrol ping says UP" slurmctld_ok ;;
+            slurmrestd) is_up slurmctld && wait_for slurmrestd "ping" slurmrestd_ok ;;
+            slurmrestd-jwt) is_up slurmctld && wait_for slurmrestd-jwt "ping" slurmrestd-jwt_ok ;;
             *) ;;  # slurmd and sshd are checked through the daemons above them
         esac
         log "$name is already running (pid $pid)"
@@ -579,9 +655,9 @@ cmd_status() {
     local name pid all=0
     for name in "${DAEMONS[@]}"; do
         if pid=$(pid_of "$name"); then
-            printf '%-10s up    (pid %s)\n' "$name" "$pid"
+            printf '%-14s up    (pid %s)\n' "$name" "$pid"
         else
-            printf '%-10s down\n' "$name"
+            printf '%-14s down\n' "$name"
             all=3
         fi
     done
@@ -604,6 +680,14 @@ cmd_up() {
     done
     is_up slurmd || kill_stepds
     configure
+    # A lab started by an older cluster.sh runs without JWT (slurmrestd-jwt needs it):
+    # slurmdbd and slurmctld read AuthAltTypes only when they start.
+    if is_up slurmctld && ! timeout 10 scontrol show config 2>/dev/null \
+            | grep -q '^AuthAltTypes *= *auth/jwt'; then
+        log "slurmctld runs without auth/jwt (an older lab): restarting slurmdbd and slurmctld"
+        stop_daemon slurmctld
+        stop_daemon slurmdbd
+    fi
     for name in "${DAEMONS[@]}"; do start_daemon "$name"; done
     log "lab up at $LAB in $(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }") s;" \
         "source $LAB/env.sh"
@@ -633,6 +717,7 @@ main() {
         down) cmd_down ;;
         status) cmd_status ;;
         purge) cmd_down; rm -rf "$LAB"; log "deleted $LAB" ;;
+        token) cmd_token "${2:-}" ;;
         stop) valid_daemon "${2:-}"; stop_daemon "$2" ;;
         start)
             valid_daemon "${2:-}"

@@ -22,6 +22,14 @@ from efi_connector_slurm.parsing.errors import (
     error_text,
     host_key_wait,
 )
+from efi_connector_slurm.parsing.rest import (
+    accounting_failure,
+    parse_rest_accounting,
+    parse_rest_jobs,
+    parse_rest_submit,
+    rest_cancel_error,
+    rest_failure,
+)
 from efi_connector_slurm.parsing.sacct import parse_sacct, parse_workdirs
 from efi_connector_slurm.parsing.sbatch import parse_sbatch_output
 from efi_connector_slurm.parsing.sbatch_batch import (
@@ -52,6 +60,7 @@ __all__ = [
     "SbatchBatch",
     "SbatchRecord",
     "SqueueMemo",
+    "accounting_failure",
     "accounting_unavailable",
     "classify_record",
     "classify_sbatch_error",
@@ -61,6 +70,9 @@ __all__ = [
     "parse_exit_code",
     "parse_find_job",
     "parse_partitions",
+    "parse_rest_accounting",
+    "parse_rest_jobs",
+    "parse_rest_submit",
     "parse_sacct",
     "parse_sbatch_batch",
     "parse_sbatch_output",
@@ -68,5 +80,7 @@ __all__ = [
     "parse_slurm_time",
     "parse_squeue",
     "parse_workdirs",
+    "rest_cancel_error",
+    "rest_failure",
     "scontrol_fields",
 ]
