@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -23,7 +24,7 @@ from typing import Any
 
 import attrs
 import pytest
-from slurm_lab import Lab, current_lab
+from slurm_lab import CLUSTER_SH, Lab, current_lab
 
 from efi_connector_slurm import SlurmConnector
 from efi_connector_slurm.archive import UNPACK_SCRIPT
@@ -51,6 +52,8 @@ class Slurm:
     submitted: list[str] = attrs.Factory(list)
 
     def settings(self, mode: str, **settings: Any) -> dict[str, Any]:
+        """``local``: Slurm's commands here; ``ssh``: commands and files over SSH; ``rest``:
+        files over SSH, Slurm through slurmrestd-jwt (JWT, as the lab's user)."""
         if mode == "local":
             base: dict[str, Any] = {"slurm_conf": self.lab.env["SLURM_CONF"]}
         else:
@@ -58,7 +61,21 @@ class Slurm:
             base = {"transport": "ssh", "host": self.lab.env["EFI_SLURM_SSH_HOST"],
                     "ssh_config": self.lab.env["EFI_SLURM_SSH_CONFIG"],
                     "remote_dir": str(remote)}
+        if mode == "rest":
+            base |= {"api": "rest", "rest_url": self.lab.env["EFI_SLURM_REST_URL"],
+                     "rest_user": self.lab.env["EFI_SLURM_SSH_USER"],
+                     "rest_token_file": str(self.token_file())}
         return {**base, **settings}
+
+    def token_file(self) -> Path:
+        """A token for the lab's user (``cluster.sh token``), in a file of this test's."""
+        file = self.root.parent / "slurm-jwt"
+        if not file.exists():
+            done = subprocess.run([str(CLUSTER_SH), "token", "3600"], capture_output=True,
+                                  text=True, env=self.lab.env, timeout=60, check=True)
+            file.touch(mode=0o600)
+            file.write_text(done.stdout)
+        return file
 
     def connector(self, mode: str, **settings: Any) -> SlurmConnector:
         connector = SlurmConnector(self.settings(mode, **settings))

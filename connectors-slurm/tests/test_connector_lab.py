@@ -23,7 +23,7 @@ from efi_job_manager.transport import CommandResult, CommandTimeout, HostKeyErro
 if TYPE_CHECKING:
     from conftest import Lab, Slurm
 
-MODES = ["local", "ssh"]
+MODES = ["local", "ssh", "rest"]
 SH = "/bin/sh"
 ALLOCATE_300MB = ("/usr/bin/python3", "-c",
                   "import time; b = b'x' * (300 << 20); print('allocated', flush=True); "
@@ -32,6 +32,12 @@ ALLOCATE_300MB = ("/usr/bin/python3", "-c",
 
 @pytest.fixture(params=MODES)
 def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=["local", "rest"])
+def way_in(request: pytest.FixtureRequest) -> str:
+    """Slurm's commands here, or Slurm's REST daemon (files over SSH)."""
     return str(request.param)
 
 
@@ -71,9 +77,9 @@ def test_exit_3_is_failed_with_exit_code_3(slurm: Slurm, mode: str) -> None:
     assert (status.state, status.exit_code, status.reason) == (S.FAILED, 3, "EXIT_CODE 3")
 
 
-def test_over_its_time_limit_is_failed_timeout(slurm: Slurm) -> None:
+def test_over_its_time_limit_is_failed_timeout(slurm: Slurm, way_in: str) -> None:
     """--time=1, cut to 0 with scontrol (capture 03): TIMEOUT 0:0 → FAILED, reason TIMEOUT."""
-    connector = slurm.connector("local", time=1)
+    connector = slurm.connector(way_in, time=1)
     spec = slurm.spec((SH, "-c", "sleep 300"))
     scheduler_id = slurm.submit(connector, spec)
     slurm.running(connector, scheduler_id)
@@ -91,20 +97,24 @@ def test_over_its_memory_is_failed_out_of_memory(slurm: Slurm, mode: str) -> Non
     assert (status.state, status.signal, status.reason) == (S.FAILED, 9, "OUT_OF_MEMORY")
 
 
-def test_killed_by_signal_9_without_a_memory_message_stays_signal_9(slurm: Slurm) -> None:
-    connector = slurm.connector("local")
+def test_killed_by_signal_9_without_a_memory_message_stays_signal_9(slurm: Slurm,
+                                                                    way_in: str) -> None:
+    connector = slurm.connector(way_in)
     spec = slurm.spec((SH, "-c", "kill -9 $PPID"))  # the batch shell itself
     status = slurm.wait(connector, slurm.submit(connector, spec))
     assert (status.state, status.signal, status.reason) == (S.FAILED, 9, "SIGNAL 9")
 
 
-def test_cancelled_at_the_cluster_by_someone_else_is_cancelled(slurm: Slurm) -> None:
-    connector = slurm.connector("local")
+def test_cancelled_at_the_cluster_by_someone_else_is_cancelled(slurm: Slurm,
+                                                               way_in: str) -> None:
+    """sacct names who cancelled by uid; slurmrestd's accounting by user name."""
+    connector = slurm.connector(way_in)
     scheduler_id = slurm.submit(connector, slurm.spec((SH, "-c", "sleep 300")))
     slurm.running(connector, scheduler_id)
     slurm.lab.run(["scancel", scheduler_id])
     status = slurm.wait(connector, scheduler_id)
-    assert (status.state, status.reason) == (S.CANCELLED, "CANCELLED by 0")
+    by = "root" if way_in == "rest" else "0"
+    assert (status.state, status.reason) == (S.CANCELLED, f"CANCELLED by {by}")
 
 
 def test_held_job_is_queued_found_by_name_and_cancelled(slurm: Slurm, mode: str) -> None:
@@ -123,27 +133,39 @@ def test_held_job_is_queued_found_by_name_and_cancelled(slurm: Slurm, mode: str)
 def test_live_jobs_cost_one_squeue_and_ended_ones_one_sacct(
         slurm: Slurm, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Queued jobs are answered by one squeue listing, however many; only a job that has
-    ended is asked of sacct (its exit code), in one call."""
+    ended is asked of sacct (its exit code), in one call. Over REST: one jobs listing, and
+    one accounting request for the ended job."""
     held = slurm.connector(mode, extra_sbatch=["--hold"])
     ids = [slurm.submit(held, slurm.spec((SH, "-c", "true"))) for _ in range(3)]
     done = slurm.submit(held, slurm.spec((SH, "-c", "exit 0")))
     slurm.lab.run(["scontrol", "release", done])
     slurm.wait(held, done)
     calls: list[str] = []
-    run = held.transport.run
+    if held.rest is None:
+        run = held.transport.run
 
-    def counting(argv: Sequence[str], **kwargs: Any) -> CommandResult:
-        calls.append(argv[0])
-        return run(argv, **kwargs)
+        def counting(argv: Sequence[str], **kwargs: Any) -> CommandResult:
+            calls.append(argv[0])
+            return run(argv, **kwargs)
 
-    monkeypatch.setattr(held.transport, "run", counting)
+        monkeypatch.setattr(held.transport, "run", counting)
+        listing, accounting = "squeue", "sacct"
+    else:
+        request = held.rest.client.request
+
+        def asking(method: str, path: str, **kwargs: Any) -> Any:
+            calls.append(path.split("/")[1])
+            return request(method, path, **kwargs)
+
+        monkeypatch.setattr(held.rest.client, "request", asking)
+        listing, accounting = "slurm", "slurmdb"
     statuses = held.get_job_statuses(ids)
     assert {s.state for s in statuses.values()} == {S.QUEUED}
-    assert calls == ["squeue"]
+    assert calls == [listing]
     calls.clear()
     statuses = held.get_job_statuses([*ids, done])
     assert statuses[done].state is S.COMPLETED
-    assert sorted(calls) == ["sacct", "squeue"]
+    assert sorted(calls) == sorted([accounting, listing])
 
 
 def test_find_job_lists_this_attempts_submissions_oldest_first(slurm: Slurm) -> None:
@@ -215,15 +237,16 @@ def test_health_check_passes(slurm: Slurm, mode: str) -> None:
 
 
 def test_slurmctld_down_answers_from_sacct_and_never_ends_a_job_on_absence(
-        slurm: Slurm, lab: Lab) -> None:
+        slurm: Slurm, lab: Lab, way_in: str) -> None:
     """slurmctld stopped: sacct still answers; squeue fails, so what only squeue could tell
-    stays UNKNOWN; nothing becomes FAILED or COMPLETED without evidence."""
-    connector = slurm.connector("local")
+    stays UNKNOWN; nothing becomes FAILED or COMPLETED without evidence. Over REST the same
+    with accounting and the jobs listing."""
+    connector = slurm.connector(way_in)
     done = slurm.submit(connector, slurm.spec((SH, "-c", "true")))
     slurm.wait(connector, done)
     running = slurm.submit(connector, slurm.spec((SH, "-c", "sleep 120")))
     slurm.running(connector, running)
-    held_connector = slurm.connector("local", extra_sbatch=["--hold"])
+    held_connector = slurm.connector(way_in, extra_sbatch=["--hold"])
     held = slurm.submit(held_connector, slurm.spec((SH, "-c", "true")))
     ids = [done, running, held, "99999999"]
     with lab.stopped("slurmctld"):
@@ -237,7 +260,8 @@ def test_slurmctld_down_answers_from_sacct_and_never_ends_a_job_on_absence(
             assert statuses[running].state in (S.RUNNING, S.QUEUED)
             assert statuses[held].state in (S.QUEUED, S.UNKNOWN)
             assert statuses["99999999"].state is S.UNKNOWN
-            assert "squeue failed" in (statuses["99999999"].reason or "")
+            listing = "the jobs listing failed" if way_in == "rest" else "squeue failed"
+            assert listing in (statuses["99999999"].reason or "")
         with pytest.raises(TransientError):
             held_connector.find_job(slurm.spec((SH,)))
     # Right after slurmctld is back, accounting may still say PENDING for the running job

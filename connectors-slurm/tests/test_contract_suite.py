@@ -1,4 +1,5 @@
-"""The Slurm connector passes the connector contract suite, locally and over SSH, on the lab."""
+"""The Slurm connector passes the connector contract suite on the lab: locally, over SSH, and
+through Slurm's REST daemon (files over SSH)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,8 @@ class TestSlurmContractSsh(_SlurmContract):
 
     mode = "ssh"
 
+
+class TestSlurmContractRest(_SlurmContract):
+    """Every contract test, with Slurm reached through slurmrestd and the files over SSH."""
+
+    mode = "rest"

@@ -8,13 +8,14 @@ properties) must come out the same in ``scontrol show job``.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 from slurm_lab import CLUSTER_SH, Lab, new_ids
 
-from efi_connector_slurm import parse_settings
+from efi_connector_slurm import SlurmConnector, parse_settings
 from efi_connector_slurm.parsing import parse_rest_submit, scontrol_fields
 from efi_connector_slurm.rest import RestClient, TokenSource
 from efi_connector_slurm.rest.request import REST_OPTIONS, job_submission, rest_extra_options
@@ -111,3 +112,35 @@ def test_sbatch_and_slurmrestd_make_the_same_job_of_it(lab: Lab, tmp_path: Path)
     assert (by_rest["NumCPUs"], by_rest["MinMemoryNode"], by_rest["Reason"]) == (
         "2", "60M", "JobHeldUser")
     assert by_rest["StdOut"] == f"{scratch}/slurm-%j.out"
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"api": "rest"}, "rest_url is required"),
+    ({"api": "rest", "rest_url": "http://h:6820"}, "rest_user is required"),
+    ({"api": "rest", "rest_url": "http://h:6820", "rest_user": "efi"},
+     "rest_token_env or rest_token_file"),
+    ({"api": "rest", "rest_url": "http://h:6820", "rest_user": "efi", "rest_token_env": "T",
+      "rest_token_file": "/etc/efi/jwt"}, "not both"),
+    ({"api": "rest", "rest_url": "ftp://h"}, "expected http://host:port"),
+    ({"rest_url": "unix:/run/slurmrestd.sock"}, "nothing with api 'commands'"),
+    ({"api": "rest", "rest_url": "unix:/run/s.sock", "extra_sbatch": ["--export=ALL"]},
+     "extra_sbatch: extra_sbatch '--export=ALL' cannot be sent to slurmrestd"),
+    ({"api": "rest", "rest_url": "unix:/run/s.sock",
+      "profiles": {"est": {"extra_sbatch": ["--begin=now"]}}},
+     "profiles.est.extra_sbatch: extra_sbatch '--begin=now' cannot be sent"),
+])
+def test_rest_settings_are_checked_when_the_connector_is_made(settings: dict[str, object],
+                                                              message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SlurmConnector(settings)
+
+
+def test_a_unix_socket_needs_no_token_and_the_file_is_not_shown() -> None:
+    connector = SlurmConnector({"api": "rest", "rest_url": "unix:/run/slurmrestd.sock"})
+    assert connector.rest is not None
+    assert connector.rest.description == "slurmrestd at unix:/run/slurmrestd.sock"
+    connector.close()
+    with pytest.raises(ValueError, match="not both") as caught:
+        parse_settings({"api": "rest", "rest_url": "http://h:1", "rest_user": "efi",
+                        "rest_token_env": "T", "rest_token_file": "/secret/jwt"})
+    assert "/secret/jwt" not in str(caught.value)

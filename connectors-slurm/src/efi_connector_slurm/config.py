@@ -68,6 +68,7 @@ WHERE: Final = "slurm connector settings"
 FORBIDDEN_SBATCH_OPTIONS = ("--job-name", "--output", "--error", "--chdir", "--wrap", "--parsable")
 
 TransportKind = Literal["local", "ssh"]
+ApiKind = Literal["commands", "rest"]
 
 _WORD = re.compile(r"[^\s,'\"\\;|&$`<>()]+(?:,[^\s,'\"\\;|&$`<>()]+)*")
 _SBATCH_EXPECTED = "a list of single-line '#SBATCH' options, each starting with '--'"
@@ -122,6 +123,29 @@ def _transport(value: Any) -> str:
     if value not in ("local", "ssh"):
         raise ValueError(value)
     return str(value)
+
+
+def _api(value: Any) -> str:
+    if value not in ("commands", "rest"):
+        raise ValueError(value)
+    return str(value)
+
+
+_REST_URL_EXPECTED = "http://host:port, https://host:port, or unix:/path/to/slurmrestd.socket"
+
+
+def _rest_url(value: Any) -> str:
+    if not isinstance(value, str) or any(c.isspace() or c == "\0" for c in value):
+        raise ValueError(value)
+    if value.startswith("unix:/") or re.fullmatch(r"https?://[^/?#@]+(:\d+)?/?", value):
+        return value.rstrip("/") if not value.startswith("unix:") else value
+    raise ValueError(value)
+
+
+def _env_name(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(value)
+    return value
 
 
 def _strict(value: Any) -> bool | str:
@@ -286,6 +310,15 @@ class SlurmSettings(Profile):
             (names or patterns) that ``sbatch``, and so the batch job, gets, besides
             ``PATH``, ``HOME``, the locale and ``SLURM_CONF``; never an
             ``EFI_JOB_MANAGER_*`` variable (the manager's secrets).
+        api: How Slurm is reached: ``commands`` (sbatch, squeue, sacct, scancel through the
+            transport) or ``rest`` (Slurm's REST daemon, slurmrestd, at ``rest_url``; the
+            transport then only moves files).
+        rest_url: slurmrestd: ``http(s)://host:port`` (a token is needed) or
+            ``unix:/path`` (its local authentication: jobs run as the daemon's user).
+        rest_user: The Slurm user the token belongs to; required with a URL.
+        rest_token_env: The environment variable holding the token (as ``scontrol token``
+            prints it); never the token itself in this file.
+        rest_token_file: A file holding the token, read at each request (renew it in place).
     """
 
     transport: Annotated[TransportKind, Convert("'local' or 'ssh'", _transport)] = "local"
@@ -324,9 +357,21 @@ class SlurmSettings(Profile):
     env_passthrough: Annotated[tuple[Pattern, ...], Check(
         "a list of environment variable names or patterns the local transport passes on "
         "(besides PATH, HOME, locale and SLURM_CONF)")] = ()
+    api: Annotated[ApiKind, Convert("'commands' or 'rest'", _api)] = "commands"
+    rest_url: Annotated[str, Convert(_REST_URL_EXPECTED, _rest_url)] | None = None
+    rest_user: Annotated[str, Convert("the Slurm user the token is for", _word)] | None = None
+    rest_token_env: Annotated[str, Convert(
+        "the name of an environment variable holding the token", _env_name)] | None = None
+    rest_token_file: Annotated[str, Convert(
+        "a path to a file holding the token", _path)] | None = None
 
     def __attrs_post_init__(self) -> None:
-        """The ssh transport needs ``host`` and ``remote_dir``; the local one takes no ssh key."""
+        """Check the settings that go together.
+
+        The ssh transport needs ``host`` and ``remote_dir``; the local one takes no ssh key;
+        the REST API needs its URL, and a user and one token source for a URL.
+        """
+        self._check_rest()
         if self.transport != "ssh":
             ignored = [Invalid("nothing with transport 'local', which runs Slurm's commands on "
                                "this host: set transport = \"ssh\" to run them over SSH",
@@ -340,6 +385,31 @@ class SlurmSettings(Profile):
             if getattr(self, key) is None]
         if missing:
             raise ExceptionGroup("the ssh transport needs host and remote_dir", missing)
+
+    def _check_rest(self) -> None:
+        keys = ("rest_url", "rest_user", "rest_token_env", "rest_token_file")
+        if self.api != "rest":
+            ignored = [Invalid("nothing with api 'commands': set api = \"rest\" to reach Slurm "
+                               "through slurmrestd", getattr(self, key), key=key)
+                       for key in keys if getattr(self, key) is not None]
+            if ignored:
+                raise ExceptionGroup("REST settings without api 'rest'", ignored)
+            return
+        problems = []
+        if self.rest_url is None:
+            problems.append(Invalid(_REST_URL_EXPECTED, key="rest_url"))
+        elif not self.rest_url.startswith("unix:"):
+            if self.rest_user is None:
+                problems.append(Invalid("the Slurm user the token is for (a URL needs a token)",
+                                        key="rest_user"))
+            if self.rest_token_env is None and self.rest_token_file is None:
+                problems.append(Invalid("rest_token_env or rest_token_file (a URL needs a "
+                                        "token)", key="rest_token_file"))
+            elif self.rest_token_env is not None and self.rest_token_file is not None:
+                problems.append(Invalid("rest_token_env or rest_token_file, not both",
+                                        self.rest_token_file, key="rest_token_file"))
+        if problems:
+            raise ExceptionGroup("the REST API's settings", problems)
 
     @property
     def defaults(self) -> Profile:

@@ -9,7 +9,11 @@ The connector orchestrates; each step has its module, visited once per call:
 - status: `statuses` (sacct, squeue, scontrol, the memory-kill check) → `commands` → the
   transport → `parsing`;
 - cancel, find by name: `commands` → the transport → `parsing`; the site's health:
-  `sitecheck`.
+  `sitecheck`;
+- with ``api = "rest"``, submit, status, cancel, find and health go to Slurm's REST daemon
+  instead (`efi_connector_slurm.rest.RestScheduler`), under the same rules (the name
+  lookup before a retry, the outage hold, UNKNOWN for a job nobody reports); the transport
+  then moves files only.
 
 Every Slurm command and file copy goes through an `efi_job_manager.toolkit` transport
 (`LocalTransport` on a login node, `SshTransport` with one ControlMaster connection
@@ -27,11 +31,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import attrs
+
 from efi_connector_slurm.attempts import ATTEMPT_FILE, Attempt, read_attempt, write_attempt
 from efi_connector_slurm.commands import (
     chunks,
     find_job_command,
     find_job_sacct_command,
+    memory_kill_grep_command,
     scancel_command,
     validate_job_id,
 )
@@ -42,6 +49,8 @@ from efi_connector_slurm.parsing import (
     host_key_wait,
     parse_find_job,
 )
+from efi_connector_slurm.rest.request import rest_extra_options
+from efi_connector_slurm.rest.scheduler import RestScheduler
 from efi_connector_slurm.script import (
     batch_script,
     job_resources,
@@ -61,6 +70,7 @@ from efi_connector_slurm.submission import OUTAGE_HOLD, Submitter
 from efi_job_manager.toolkit import (
     BaseConnector,
     CommandResult,
+    ConfigError,
     HostKeyError,
     JobOutcome,
     JobSpec,
@@ -129,6 +139,21 @@ class SlurmConnector(BaseConnector):
         self._statuses = StatusReader(on_squeue_answer=self._controller_answers)
         self._user_name: str | None = None
         self._submitter = Submitter(find_job=self.find_job, cancel_jobs=self.cancel_jobs)
+        #: Slurm's REST daemon, with ``api = "rest"`` (None otherwise).
+        self.rest: RestScheduler | None = self._make_rest()
+
+    def _make_rest(self) -> RestScheduler | None:
+        """The REST scheduler for ``api = "rest"``; every ``extra_sbatch`` must be sendable."""
+        s = self.settings
+        if s.api != "rest":
+            return None
+        for key, profile in [("extra_sbatch", s.defaults), *(
+                (f"profiles.{name}.extra_sbatch", p) for name, p in s.profiles.items())]:
+            try:
+                rest_extra_options(profile.extra_sbatch)
+            except ValueError as exc:
+                raise ConfigError(f"slurm connector settings: {key}: {exc}") from None
+        return RestScheduler(s)
 
     def _make_transport(self) -> Transport:
         s = self.settings
@@ -236,7 +261,9 @@ class SlurmConnector(BaseConnector):
             TransientError: Slurm could not be reached; nothing was submitted.
         """
         with _not_the_jobs_fault(spec.job_id):
-            return self._submitter.submit_one(self.transport, self.settings, spec)
+            return self._submitter.submit_one(
+                self.transport, self.settings, spec,
+                submit=None if self.rest is None else self.rest.submit)
 
     def submit_jobs(self, jobs: Sequence[tuple[JobSpec, str]]) -> list[JobOutcome]:
         """Submit several prepared jobs with one remote call per ``chunk_size`` jobs.
@@ -251,6 +278,8 @@ class SlurmConnector(BaseConnector):
         been submitted. During an `OUTAGE_HOLD` nothing is tried. A lone job goes the way of
         `submit_job`.
         """
+        if self.rest is not None:  # no list form over REST: one request a job
+            return super().submit_jobs(jobs)
         return self._submitter.submit_many(self.transport, self.settings,
                                            [spec for spec, _ in jobs])
 
@@ -283,7 +312,23 @@ class SlurmConnector(BaseConnector):
             TransientError: neither sacct nor squeue could answer, or the cluster is
                 unreachable.
         """
+        if self.rest is not None:
+            statuses = self.rest.read(scheduler_ids)
+            self._controller_answers()
+            return self._memory_kills(statuses)
         return self._statuses.read(self.transport, self.settings, scheduler_ids)
+
+    def _memory_kills(self, statuses: dict[str, SchedulerStatus]) -> dict[str, SchedulerStatus]:
+        """Over REST: a signal-9 kill whose output holds slurmstepd's memory message is OOM."""
+        assert self.rest is not None  # noqa: S101 - REST only
+        files = self.rest.statuses.memory_kill_files(statuses)
+        if files:
+            grep = self._run(memory_kill_grep_command(list(files)))
+            for line in grep.stdout.splitlines():
+                killed = files.get(line.strip())
+                if killed is not None:
+                    statuses[killed] = attrs.evolve(statuses[killed], reason="OUT_OF_MEMORY")
+        return statuses
 
     # -- the optional methods -------------------------------------------------------------
 
@@ -296,6 +341,9 @@ class SlurmConnector(BaseConnector):
             TransientError: slurmctld or the cluster could not be reached.
             PermanentError: scancel refused (permission denied…).
         """
+        if self.rest is not None:
+            self.rest.cancel(scheduler_ids)
+            return
         ids: list[str] = []
         for sid in dict.fromkeys(str(s) for s in scheduler_ids):
             try:
@@ -322,6 +370,10 @@ class SlurmConnector(BaseConnector):
                 answer from one alone could miss the job and cause a second submission.
         """
         name = spec.name
+        if self.rest is not None:
+            attempt = read_attempt(spec.job_dir)
+            earlier = set(attempt.previous) if attempt is not None else set()
+            return [sid for sid in self.rest.find(name) if sid not in earlier]
         user = self._user()
         queue = self._run(find_job_command(name, user=user))
         if not queue.ok:
@@ -419,8 +471,12 @@ class SlurmConnector(BaseConnector):
             PermanentError: the commands are missing, a configured partition does not exist,
                 or ``remote_dir`` is not writable.
         """
-        health_check(self.transport, self.settings)
+        if self.rest is not None:
+            self.rest.health_check()
+        health_check(self.transport, self.settings, scheduler=self.rest is None)
 
     def close(self) -> None:
         """Close the transport (the SSH master connection); the connector stays usable."""
         self.transport.close()
+        if self.rest is not None:
+            self.rest.close()

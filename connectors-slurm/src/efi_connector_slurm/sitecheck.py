@@ -60,14 +60,34 @@ def check_site(transport: Transport, settings: SlurmSettings, executables: Seque
     return problems
 
 
-def health_check(transport: Transport, settings: SlurmSettings) -> None:
+def health_check(transport: Transport, settings: SlurmSettings, *,
+                 scheduler: bool = True) -> None:
     """Check that Slurm answers and the configuration fits the cluster.
+
+    Without ``scheduler`` (Slurm is reached through its REST daemon) only ``remote_dir``
+    is checked.
 
     Raises:
         TransientError: slurmctld or the cluster cannot be reached now.
         PermanentError: the commands are missing, a configured partition does not exist,
             or ``remote_dir`` is not writable.
     """
+    where = transport.description
+    timeout = settings.command_timeout
+    if scheduler:
+        _scheduler_check(transport, settings)
+    if settings.remote_dir is not None:
+        directory = settings.remote_dir
+        made = transport.run(["mkdir", "-p", "--", directory], timeout=timeout)
+        writable = (transport.run(["test", "-w", directory], timeout=timeout) if made.ok
+                    else made)
+        if not writable.ok:
+            raise PermanentError(f"remote_dir {directory} cannot be made or written on "
+                                 f"{where}: {error_text(writable)}")
+
+
+def _scheduler_check(transport: Transport, settings: SlurmSettings) -> None:
+    """Check that sinfo lists the configured partitions and that sacct runs."""
     where = transport.description
     timeout = settings.command_timeout
     result = transport.run(sinfo_partitions_command(), timeout=timeout)
@@ -87,11 +107,3 @@ def health_check(transport: Transport, settings: SlurmSettings) -> None:
     version = transport.run(sacct_version_command(), timeout=timeout)
     if not version.ok:
         raise PermanentError(f"sacct cannot be run on {where}: {error_text(version)}")
-    if settings.remote_dir is not None:
-        directory = settings.remote_dir
-        made = transport.run(["mkdir", "-p", "--", directory], timeout=timeout)
-        writable = (transport.run(["test", "-w", directory], timeout=timeout) if made.ok
-                    else made)
-        if not writable.ok:
-            raise PermanentError(f"remote_dir {directory} cannot be made or written on "
-                                 f"{where}: {error_text(writable)}")

@@ -91,8 +91,13 @@ class Submitter:
     # -- one job -------------------------------------------------------------------------
 
     def submit_one(self, transport: Transport, settings: SlurmSettings, spec: JobSpec, *,
-                   lookup_first: bool = False) -> str:
+                   lookup_first: bool = False,
+                   submit: Callable[[JobSpec, str], str] | None = None) -> str:
         """Submit one job with retries; ``lookup_first``: look it up by name before sbatch too.
+
+        ``submit`` replaces sbatch (Slurm's REST daemon: the job and the directory it runs
+        in; its id, or a `TransientError`/`PermanentError`); the rules around it are the
+        same.
 
         Raises:
             PermanentError: Slurm refused the job; the message is Slurm's.
@@ -117,6 +122,8 @@ class Submitter:
                     if found[1:]:
                         self._cancel_jobs(found[1:])
                     return found[0]
+            if submit is not None:
+                return submit(spec, where.directory)
             result = transport.run(sbatch_command(where.script_path),
                                    timeout=settings.command_timeout)
             if result.ok:

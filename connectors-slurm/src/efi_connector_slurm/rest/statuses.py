@@ -14,12 +14,17 @@ The same rules as the command line's `efi_connector_slurm.statuses`, over the RE
 - an ended job only the listing shows (accounting lagging or down) is answered from it.
 
 A job nobody reports is UNKNOWN, never finished or lost: the manager decides after its grace
-period. Only plain job ids are asked about (the manager's jobs are never arrays).
+period. Only plain job ids are asked about (the manager's jobs are never arrays). The output
+files each answer names (the listing's ``standard_output``/``standard_error``, accounting's
+``slurm-<id>.out``/``.err`` in the working directory) are kept for the memory-kill check
+(`RestStatusReader.memory_kill_files`), which the connector makes through its transport.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import posixpath
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -53,6 +58,7 @@ class RestStatusReader:
         """Remember the client; nothing is asked yet."""
         self.client = client
         self.chunk_size = chunk_size
+        self._files: dict[str, list[str]] = {}  # the last answer's output files, by job id
 
     def read(self, scheduler_ids: Iterable[str]) -> dict[str, SchedulerStatus]:
         """Return the status of every id (see the module's description).
@@ -62,6 +68,7 @@ class RestStatusReader:
                 cannot be reached.
         """
         result: dict[str, SchedulerStatus] = {}
+        self._files = {}
         valid: list[str] = []
         for sid in dict.fromkeys(str(s) for s in scheduler_ids):
             if sid.isascii() and sid.isdigit():
@@ -94,7 +101,13 @@ class RestStatusReader:
         answer = self.client.get(_JOBS)
         if answer.status != 200 or not isinstance(answer.document.get("jobs"), list):
             return {}, rest_failure(answer.document) or f"HTTP {answer.status} without jobs"
-        return parse_rest_jobs(answer.document, set(ids)), None
+        wanted = set(ids)
+        for job in _records(answer.document, wanted):
+            sid = str(job["job_id"])
+            self._files[sid] = [path.replace("%j", sid) for key in ("standard_output",
+                                                                     "standard_error")
+                                if isinstance(path := job.get(key), str) and path.startswith("/")]
+        return parse_rest_jobs(answer.document, wanted), None
 
     def _accounting(self, ids: Sequence[str]) -> _Found:
         found: dict[str, SchedulerStatus] = {}
@@ -104,7 +117,28 @@ class RestStatusReader:
             if why is not None:
                 return found, why
             found.update(parse_rest_accounting(answer.document, set(chunk)))
+            for job in _records(answer.document, set(chunk)):
+                sid, workdir = str(job["job_id"]), job.get("working_directory")
+                if isinstance(workdir, str) and workdir.startswith("/"):
+                    self._files.setdefault(sid, []).extend(
+                        posixpath.join(workdir, f"slurm-{sid}.{ext}") for ext in ("out", "err"))
         return found, None
+
+    def memory_kill_files(self, statuses: Mapping[str, SchedulerStatus]) -> dict[str, str]:
+        """The output files (file → job id) of the jobs of ``statuses`` killed by signal 9.
+
+        The files the last `read` saw named; a job whose files are unknown is left out.
+        """
+        return {path: sid for sid, status in statuses.items()
+                if status.state is SchedulerState.FAILED and status.signal == 9
+                and status.reason != "OUT_OF_MEMORY" for path in self._files.get(sid, [])}
+
+
+def _records(document: Mapping[str, Any], wanted: set[str]) -> list[Mapping[str, Any]]:
+    """The job records of an answer whose id is wanted."""
+    jobs = document.get("jobs")
+    return [j for j in (jobs if isinstance(jobs, list) else [])
+            if isinstance(j, Mapping) and str(j.get("job_id")) in wanted]
 
 
 def _with_live_exit(recorded: SchedulerStatus, live: SchedulerStatus | None) -> SchedulerStatus:
