@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import subprocess
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -17,10 +19,12 @@ from typing import Any
 from efi_job_manager.transport import CommandResult, Transport
 
 LAB = Path(os.environ.get("EFI_SLURM_LAB", "/tmp/efi-slurm-lab"))  # noqa: S108 - the lab
+CLUSTER_SH = Path(__file__).resolve().parents[1] / "tests" / "slurm" / "cluster.sh"
 
 
 def lab_settings(mode: str) -> dict[str, Any]:
-    """The Slurm connector's settings for the lab: ``local`` here, or ``ssh`` to its sshd."""
+    """The Slurm connector's settings for the lab: ``local`` here, ``ssh`` to its sshd, or
+    ``rest``: the files over ssh, Slurm through slurmrestd-jwt with a fresh token."""
     env = {}
     for line in (LAB / "env.sh").read_text().splitlines():
         if line.startswith("export "):
@@ -28,9 +32,23 @@ def lab_settings(mode: str) -> dict[str, Any]:
             env[name] = shlex.split(value)[0]
     if mode == "local":
         return {"slurm_conf": env["SLURM_CONF"]}
-    return {"transport": "ssh", "host": env["EFI_SLURM_SSH_HOST"],
-            "ssh_config": env["EFI_SLURM_SSH_CONFIG"],
-            "remote_dir": f"{env['EFI_SLURM_SCRATCH']}/bench"}
+    settings = {"transport": "ssh", "host": env["EFI_SLURM_SSH_HOST"],
+                "ssh_config": env["EFI_SLURM_SSH_CONFIG"],
+                "remote_dir": f"{env['EFI_SLURM_SCRATCH']}/bench"}
+    if mode == "rest":
+        settings |= {"api": "rest", "rest_url": env["EFI_SLURM_REST_URL"],
+                     "rest_user": env["EFI_SLURM_SSH_USER"], "rest_token_file": token_file()}
+    return settings
+
+
+def token_file() -> str:
+    """A file holding a fresh token (one hour) for the lab's user, made by ``cluster.sh``."""
+    token = subprocess.run([str(CLUSTER_SH), "token", "3600"], capture_output=True, text=True,
+                           check=True, timeout=60).stdout
+    handle, name = tempfile.mkstemp(prefix="efi-bench-jwt-")  # 0600
+    with os.fdopen(handle, "w") as file:
+        file.write(token)
+    return name
 
 
 def submit_held(transport: Transport, count: int) -> list[str]:
@@ -39,6 +57,21 @@ def submit_held(transport: Transport, count: int) -> list[str]:
             "--job-name=efi-bench --output=/dev/null --wrap=true || exit 1; i=$((i+1)); done")
     done = transport.run(["sh", "-c", loop], timeout=3600, check=True)
     return [line.split(";")[0] for line in done.stdout.split()]
+
+
+class TimedRest:
+    """Counts the requests a connector's slurmrestd client makes, by API, and adds up their time
+    into ``timed`` (the connector's timed transport), so that "own time" leaves them out."""
+
+    def __init__(self, connector: Any, timed: Timed) -> None:
+        client = connector.rest.client
+        request = client.request
+
+        def timing(method: str, path: str, **kwargs: Any) -> Any:
+            with timed._timing(f"rest {path.split('/')[1]}"):
+                return request(method, path, **kwargs)
+
+        client.request = timing
 
 
 class Timed(Transport):

@@ -1,19 +1,21 @@
 """Every performance figure of the Slurm path in one run against the lab: JSON and a plot.
 
-For each transport (``local``: Slurm's commands here; ``ssh``: over the lab's sshd) and each
-N (100, 1,000, 5,000, 10,000 by default), N held jobs are in the queue and N running rows in
-the ``Job`` table (SQLite); it measures, medians of ``--cycles`` cycles after a warm-up:
+For each way in (``local``: Slurm's commands here; ``ssh``: over the lab's sshd; ``rest``:
+Slurm's REST daemon, the files over ssh) and each N (100, 1,000, 5,000, 10,000 by default),
+N held jobs are in the queue and N running rows in the ``Job`` table (SQLite); it measures,
+medians of ``--cycles`` cycles after a warm-up:
 
 - the manager's status cycle (`JobManager.run_once` with the real Slurm connector), the
   scheduler calls it made by program, and the manager's own time (the cycle less the time
   its commands took), per running job;
-- the floor: one ``squeue --me`` listing all of the user's jobs, and one SELECT of the
-  running rows' ids;
+- the floor: one ``squeue --me`` listing all of the user's jobs (over REST: one ``GET
+  /slurm/v0.0.38/jobs``), and one SELECT of the running rows' ids;
 - at 100 jobs, EFI's first job manager's design: one ``sacct -j ID`` per job, each through
   ``sh -c`` (locally) or its own ssh connection (no connection sharing), as it ran them;
 
 then the submission rate of 200 new jobs through the manager (held at submission) against a
-plain shell loop of ``sbatch --parsable --hold`` on the same transport. Peak RSS is read
+plain shell loop of ``sbatch --parsable --hold`` on the same transport (over REST: the ssh
+loop). Peak RSS is read
 after the 5,000-job cycles. Writes ``bench/results/run-<UTC time>.json`` and ``.png``.
 
     tests/slurm/cluster.sh up && .venv/bin/python bench/run.py [--counts 100,1000] [--modes local]
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from lab import Timed, lab_settings, submit_held
+from lab import Timed, TimedRest, lab_settings, submit_held
 
 from efi_connector_slurm import SlurmConnector
 from efi_connector_slurm.commands import squeue_listing_command
@@ -89,8 +91,12 @@ def status_cycle(connector: SlurmConnector, timed: Timed, ids: list[str], tmp: P
             times.append(elapsed)
             own.append(elapsed - timed.seconds)
             calls = Counter(timed.calls)
-        squeue = median_of(cycles, lambda: connector.transport.run(
-            squeue_listing_command(), check=True))
+        if connector.rest is None:
+            squeue = median_of(cycles, lambda: connector.transport.run(
+                squeue_listing_command(), check=True))
+        else:  # the listing of every job slurmctld holds, as slurmrestd gives it
+            client = connector.rest.client
+            squeue = median_of(cycles, lambda: client.get("/slurm/v0.0.38/jobs"))
         running = sa.select(Job.__table__.c.id).where(Job.__table__.c.status == "running")
 
         def select() -> None:
@@ -140,6 +146,8 @@ def submission(mode: str, settings: dict[str, Any], tmp: Path) -> dict[str, Any]
     connector = SlurmConnector({**settings, "extra_sbatch": ["--hold"]})
     timed = Timed(connector.transport)
     connector.transport = timed
+    if connector.rest is not None:
+        TimedRest(connector, timed)
     timed.run(["true"])  # the ssh master connection, outside the timings
     db = tmp / f"submit-{mode}.sqlite"
     engine = make_engine(f"sqlite:///{db}")
@@ -208,6 +216,8 @@ def run_mode(mode: str, counts: list[int], cycles: int, tmp: Path) -> dict[str, 
     connector = SlurmConnector(settings)
     timed = Timed(connector.transport)
     connector.transport = timed
+    if connector.rest is not None:
+        TimedRest(connector, timed)
     timed.run(["true"])
     held: list[str] = []
     out: dict[str, Any] = {"transport": timed.description, "status": []}
@@ -218,7 +228,7 @@ def run_mode(mode: str, counts: list[int], cycles: int, tmp: Path) -> dict[str, 
                                   catalogue=catalogue_for(mode))
             if count == 5000:
                 result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            if count == 100:
+            if count == 100 and mode != "rest":
                 result["first_manager_s"] = first_manager(connector, mode, held[:100], settings)
                 print(f"{mode}    100 jobs: EFI's first job manager's status pass "
                       f"{result['first_manager_s']:.2f} s", flush=True)
@@ -253,7 +263,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         n = [s["jobs"] for s in data["status"]]
         cycles.plot(n, [s["cycle_s"] for s in data["status"]], "o-", label=f"cycle ({mode})")
         cycles.plot(n, [s["floor_squeue_s"] + s["floor_select_s"] for s in data["status"]],
-                    "x--", label=f"floor: squeue + SELECT ({mode})")
+                    "x--", label=f"floor: job listing + SELECT ({mode})")
         first = [s for s in data["status"] if "first_manager_s" in s]
         if first:
             cycles.plot([100], [first[0]["first_manager_s"]], "s",
@@ -274,7 +284,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="100,1000,5000,10000")
-    parser.add_argument("--modes", default="local,ssh")
+    parser.add_argument("--modes", default="local,ssh,rest")
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
