@@ -22,14 +22,20 @@ LAB = Path(os.environ.get("EFI_SLURM_LAB", "/tmp/efi-slurm-lab"))  # noqa: S108 
 CLUSTER_SH = Path(__file__).resolve().parents[1] / "tests" / "slurm" / "cluster.sh"
 
 
-def lab_settings(mode: str) -> dict[str, Any]:
-    """The Slurm connector's settings for the lab: ``local`` here, ``ssh`` to its sshd, or
-    ``rest``: the files over ssh, Slurm through slurmrestd-jwt with a fresh token."""
-    env = {}
+def lab_environment() -> dict[str, str]:
+    """This process's environment plus the lab's ``env.sh`` (``SLURM_CONF``…)."""
+    env = dict(os.environ)
     for line in (LAB / "env.sh").read_text().splitlines():
         if line.startswith("export "):
             name, _, value = line.removeprefix("export ").partition("=")
             env[name] = shlex.split(value)[0]
+    return env
+
+
+def lab_settings(mode: str) -> dict[str, Any]:
+    """The Slurm connector's settings for the lab: ``local`` here, ``ssh`` to its sshd, or
+    ``rest``: the files over ssh, Slurm through slurmrestd-jwt with a fresh token."""
+    env = lab_environment()
     if mode == "local":
         return {"slurm_conf": env["SLURM_CONF"]}
     settings = {"transport": "ssh", "host": env["EFI_SLURM_SSH_HOST"],

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from lab import Timed, TimedRest, lab_settings, submit_held
+from lab import Timed, TimedRest, lab_environment, lab_settings, submit_held
 
 from efi_connector_slurm import SlurmConnector
 from efi_connector_slurm.commands import squeue_listing_command
@@ -211,7 +211,23 @@ def machine_cpu_s() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
 
 
+def settle(limit: int = 100, patience: float = 300.0) -> float:
+    """Wait until slurmctld holds fewer than ``limit`` jobs of anyone (the previous mode's
+    cancelled jobs purged, ``MinJobAge``): every listing lists them too. Seconds waited."""
+    begin = time.perf_counter()
+    while time.perf_counter() - begin < patience:
+        listed = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%i"],
+                                capture_output=True, text=True, check=True,
+                                env=lab_environment())
+        if len(listed.stdout.split()) < limit:
+            break
+        time.sleep(5)
+    return time.perf_counter() - begin
+
+
 def run_mode(mode: str, counts: list[int], cycles: int, tmp: Path) -> dict[str, Any]:
+    waited = settle()
+    print(f"{mode}: slurmctld settled after {waited:.0f} s", flush=True)
     settings = lab_settings(mode)
     connector = SlurmConnector(settings)
     timed = Timed(connector.transport)
