@@ -29,6 +29,7 @@ from efi_connector_slurm.parsing.rest import (
     parse_rest_submit,
     rest_cancel_error,
     rest_failure,
+    rest_records,
 )
 from efi_connector_slurm.parsing.sacct import parse_sacct, parse_workdirs
 from efi_connector_slurm.parsing.sbatch import parse_sbatch_output
@@ -82,5 +83,6 @@ __all__ = [
     "parse_workdirs",
     "rest_cancel_error",
     "rest_failure",
+    "rest_records",
     "scontrol_fields",
 ]

@@ -46,6 +46,7 @@ __all__ = [
     "parse_rest_submit",
     "rest_cancel_error",
     "rest_failure",
+    "rest_records",
 ]
 
 #: Slurm's error number for a job id slurmctld does not hold (``ESLURM_INVALID_JOB_ID``).
@@ -56,6 +57,12 @@ NOTHING_FOUND = 9003
 _REFUSED_SOURCE = "slurm_load_ctl_conf"
 # The fields of a job kept in a status's ``raw`` text.
 _LIVE_FIELDS = ("job_id", "name", "job_state", "state_reason", "exit_code", "user_name")
+
+
+def rest_records(document: Mapping[str, Any], key: str = "jobs") -> list[Mapping[str, Any]]:
+    """The objects of an answer's list ``key`` (``jobs``, ``partitions``…); others left out."""
+    found = document.get(key)
+    return [e for e in found if isinstance(e, Mapping)] if isinstance(found, list) else []
 
 
 def _errors(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:

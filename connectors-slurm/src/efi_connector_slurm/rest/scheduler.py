@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from efi_connector_slurm.config import SlurmSettings
 from efi_connector_slurm.parsing import (
@@ -25,6 +25,7 @@ from efi_connector_slurm.parsing import (
     parse_rest_submit,
     rest_cancel_error,
     rest_failure,
+    rest_records,
 )
 from efi_connector_slurm.rest.client import API_VERSION, RestClient, TokenSource
 from efi_connector_slurm.rest.request import job_submission
@@ -118,8 +119,8 @@ class RestScheduler:
         if why is not None:
             raise TransientError(f"{self.description}: accounting cannot look {name} up: "
                                  f"{why}")
-        found = {str(j["job_id"]) for j in _jobs(listing.document) if j.get("name") == name}
-        found |= {str(j["job_id"]) for j in _jobs(recorded.document) if j.get("name") == name}
+        found = {str(j["job_id"]) for answer in (listing, recorded)
+                 for j in rest_records(answer.document) if j.get("name") == name}
         return sorted(found, key=int)
 
     def health_check(self) -> None:
@@ -137,7 +138,7 @@ class RestScheduler:
             raise TransientError(f"{self.description}: slurmctld does not answer its ping: "
                                  f"{rest_failure(ping.document) or states or ping.status}")
         parts = self.client.get(f"{_SLURM}/partitions")
-        available = {str(p.get("name")) for p in _jobs(parts.document, "partitions")}
+        available = {str(p.get("name")) for p in rest_records(parts.document, "partitions")}
         settings = self.settings
         wanted = {settings.defaults.partition, *(p.partition for p in settings.profiles.values())}
         names = {part for value in wanted if value for part in value.split(",")}
@@ -151,7 +152,3 @@ class RestScheduler:
         """Close the connections."""
         self.client.close()
 
-
-def _jobs(document: Mapping[str, Any], key: str = "jobs") -> list[Mapping[str, Any]]:
-    found = document.get(key)
-    return [j for j in found if isinstance(j, Mapping)] if isinstance(found, list) else []

@@ -34,6 +34,7 @@ from efi_connector_slurm.parsing import (
     parse_rest_accounting,
     parse_rest_jobs,
     rest_failure,
+    rest_records,
 )
 from efi_connector_slurm.rest.client import API_VERSION, RestClient
 from efi_job_manager.toolkit import SchedulerState, SchedulerStatus, TransientError
@@ -136,9 +137,7 @@ class RestStatusReader:
 
 def _records(document: Mapping[str, Any], wanted: set[str]) -> list[Mapping[str, Any]]:
     """The job records of an answer whose id is wanted."""
-    jobs = document.get("jobs")
-    return [j for j in (jobs if isinstance(jobs, list) else [])
-            if isinstance(j, Mapping) and str(j.get("job_id")) in wanted]
+    return [j for j in rest_records(document) if str(j.get("job_id")) in wanted]
 
 
 def _with_live_exit(recorded: SchedulerStatus, live: SchedulerStatus | None) -> SchedulerStatus:
