@@ -389,8 +389,8 @@ EOF
 }
 
 configure() {
+    ensure_user  # first: the layout gives efijm its slurmrestd directory
     write_layout
-    ensure_user
     write_slurm_conf
     write_ssh_files
     write_env
