@@ -3,7 +3,8 @@
 The daemon (``efi-job-manager run``, a real process) is killed with SIGKILL at each
 named step of a cycle (``EFI_FAULT_KILL_AT``, see `efi_job_manager.faults.STEPS`) and
 at random moments, on every database backend, with the local connector and with the
-real Slurm lab. Four jobs: two that must finish, one whose upload is missing (its own
+real Slurm lab (its commands; and, killed right after a submission, its REST daemon with the
+files over SSH). Four jobs: two that must finish, one whose upload is missing (its own
 fault: it must fail, with that reason) and one the user cancels as soon as it has a
 scheduler id (or, if the manager died first, right after). A manager started after
 the crash, past the grace periods, must bring every job to that end, with at most one
@@ -15,9 +16,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
+import uuid
 import zipfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -29,7 +34,7 @@ import pytest
 import sqlalchemy as sa
 from engine_site import SSN, Site, fasta_job, make_site, run_until
 from reliability import RecordProperty, record
-from slurm_lab import lab_environment, new_ids, slurm, slurm_jobs
+from slurm_lab import CLUSTER_SH, ROOT, lab_environment, new_ids, slurm, slurm_jobs
 
 from efi_connector_local import LocalConnector
 from efi_connector_local.records import StateStore
@@ -48,6 +53,11 @@ SLOW = 60.0
 RECOVERY_STEPS = ("taken-over", "adopted")
 EXPECTED = {"finishes": "finished", "finishes too": "finished", "no upload": "failed",
             "cancelled": "cancelled"}
+#: The stand-in as the lab's user runs it over REST: the system Python with this checkout's
+#: sources (this process's interpreter may sit where that user cannot read).
+CLUSTER_STANDIN = (
+    "/usr/bin/env", f"PYTHONPATH={ROOT / 'src'}:{sysconfig.get_paths()['purelib']}",
+    "/usr/bin/python3", "-m", "efi_job_manager.dev.standin", "{pipeline_name}", "{params_file}")
 
 
 def _toml(value: object) -> str:
@@ -68,7 +78,10 @@ class Crash:
     ids: dict[str, int]
     record_property: RecordProperty
     backend: str
+    rest: bool = False
     config: Path = attrs.field(init=False)
+    token_file: str = ""
+    remote_dir: str = ""
 
     def __attrs_post_init__(self) -> None:
         with zipfile.ZipFile(self.site.uploads / "ssn.zip", "w") as archive:
@@ -81,6 +94,14 @@ class Crash:
                       **values.get(role, {}))
             for n, role in enumerate(EXPECTED)))
         self.config = self.site.root / "efi.toml"
+        if self.rest:
+            assert self.lab is not None
+            self.remote_dir = f"{self.lab['EFI_SLURM_SCRATCH']}/kill-{uuid.uuid4().hex[:8]}"
+            token = subprocess.run([str(CLUSTER_SH), "token", "3600"], capture_output=True,
+                                   text=True, env=self.lab, timeout=60, check=True).stdout
+            handle, self.token_file = tempfile.mkstemp(dir=self.site.root)  # 0600
+            with os.fdopen(handle, "w") as file:
+                file.write(token)
         destinations = "".join(
             f'[destinations.{name}]\nconnector = "{self.cluster}"\n'
             f"settings = {_toml(self.settings(name, delay))}\n"
@@ -91,14 +112,27 @@ class Crash:
             f"input_dir = {_toml(str(self.site.uploads))}\nsubmit_grace = 60\n"
             f"lost_grace = 120\n{destinations}"
             f'[routing]\nest_color_ssn = "slow"\n'
-            f"[pipelines]\ncommand = {_toml(STANDIN_COMMAND)}\n"
+            f"[pipelines]\ncommand = {_toml(self.command)}\n"
             f'params = {{ efi_config = "/opt/efi.config", fasta_db = "/db/uniprot" }}\n'
             f'[pipelines.efi_db]\ndefault = "efi_202406"\n')
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """The pipeline command: the stand-in, as the jobs' user can run it."""
+        return CLUSTER_STANDIN if self.rest else STANDIN_COMMAND
 
     def settings(self, destination: str, delay: float) -> dict[str, Any]:
         if self.lab is None:
             return {"state_dir": str(self.site.root / f"state-{destination}"), "kill_grace": 2,
                     "env": {"EFI_STANDIN_DELAY": f"{delay:g}"}}
+        if self.rest:  # slurmrestd sends no environment but its own: env_setup sets it
+            return {"partition": "efi", "transport": "ssh", "host": self.lab["EFI_SLURM_SSH_HOST"],
+                    "ssh_config": self.lab["EFI_SLURM_SSH_CONFIG"],
+                    "remote_dir": f"{self.remote_dir}/{destination}", "api": "rest",
+                    "rest_url": self.lab["EFI_SLURM_REST_URL"],
+                    "rest_user": self.lab["EFI_SLURM_SSH_USER"],
+                    "rest_token_file": self.token_file,
+                    "env_setup": f"export EFI_STANDIN_DELAY={delay:g}"}
         return {"partition": "efi", "slurm_conf": self.lab["SLURM_CONF"],
                 "extra_sbatch": [f"--export=ALL,EFI_STANDIN_DELAY={delay:g}"]}
 
@@ -184,6 +218,7 @@ class Crash:
     def recover_and_check(self) -> None:
         """Start a manager past the grace periods; every job must reach its expected end."""
         manager = self.site.manager(
+            command=self.command,
             destinations={"default": Destination("default", self.connector("default", QUICK)),
                           "slow": Destination("slow", self.connector("slow", SLOW))},
             routing={"est_color_ssn": "slow"})
@@ -226,12 +261,13 @@ def slurm_site(tmp_path: Path, database_url: str, lab: dict[str, str]) -> Iterat
     yield from make_site(tmp_path, database_url)
 
 
-def _crash(site: Site, lab: dict[str, str] | None, record_property: RecordProperty) -> Crash:
+def _crash(site: Site, lab: dict[str, str] | None, record_property: RecordProperty, *,
+           rest: bool = False) -> Crash:
     ids = new_ids(4) if lab is not None else [1, 2, 3, 4]
     roles = dict(zip(EXPECTED, ids, strict=True))
     backend = site.url.partition(":")[0].partition("+")[0]
     return Crash(site, "local" if lab is None else "slurm", lab, roles, record_property,
-                 {"mysql": "mariadb"}.get(backend, backend))
+                 {"mysql": "mariadb"}.get(backend, backend), rest=rest)
 
 
 def _kill_at(crash: Crash, step: str) -> None:
@@ -260,6 +296,8 @@ def _leave_the_lab_clean(crash: Crash) -> None:
     if crash.lab is not None:  # nothing of this test may keep running on the lab
         ids = [sid for role in EXPECTED for sid in slurm_jobs(crash.lab, crash.ids[role])]
         slurm(crash.lab, ["scancel", *ids], check=False)
+    if crash.remote_dir:
+        shutil.rmtree(crash.remote_dir, ignore_errors=True)
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -281,6 +319,15 @@ def test_killed_again_and_again_at_random_moments(
         site: Site, seed: int, record_property: RecordProperty) -> None:
     """Four kills at random moments in a row, then a recovery: the same guarantees."""
     _kill_at_random(_crash(site, None, record_property), seed)
+
+
+@pytest.mark.parametrize("step", ["submitted", "adopted"])
+def test_killed_right_after_submitting_through_slurmrestd(
+        slurm_site: Site, lab: dict[str, str], step: str,
+        record_property: RecordProperty) -> None:
+    """Slurm's REST daemon (files over SSH), every backend: a submission whose id was never
+    stored is adopted by name; the same guarantees."""
+    _kill_at(_crash(slurm_site, lab, record_property, rest=True), step)
 
 
 def test_killed_again_and_again_at_random_moments_with_slurm(
