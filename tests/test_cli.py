@@ -13,6 +13,7 @@ from pathlib import Path
 
 import golden_cases
 import pytest
+import sqlalchemy as sa
 
 from efi_job_manager.catalogue import STANDIN_COMMAND
 from efi_job_manager.cli import main
@@ -147,6 +148,32 @@ def test_run_once_submits_and_jobs_show_lists_it(
     out = capsys.readouterr().out
     assert "destination     default" in out
     assert cli(config, "jobs", "show", "99") == 1
+
+
+def test_a_failed_jobs_reason_names_its_stderr_and_jobs_show_prints_the_tail(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The pipeline exits 3 with a message on stderr: the reason points at the file and
+    ``jobs show`` prints its last lines; ``clean`` then finds nothing left (released)."""
+    text = config.read_text().replace(
+        "settings = {", 'settings = { env = { EFI_STANDIN_FAIL = "3" }, ', 1)
+    config.write_text(text)
+    assert cli(config, "init-db") == 0
+    insert(config)
+    deadline = time.monotonic() + 30
+    while cli(config, "run", "--once") == 0 and time.monotonic() < deadline:
+        with make_engine(f"sqlite:///{config.parent / 'jobs.sqlite'}").connect() as conn:
+            if conn.execute(sa.text('SELECT status FROM "Job" WHERE id = 1')).scalar() == "failed":
+                break
+        time.sleep(0.2)
+    capsys.readouterr()
+    assert cli(config, "jobs", "show", "1") == 0
+    out = capsys.readouterr().out
+    assert "EXIT_CODE 3; see stderr.log, stdout.log in the job's directory" in out
+    assert "--- last" in out
+    assert "lines of stderr.log" in out
+    assert "terminated with an error exit status (3)" in out
+    assert cli(config, "clean") == 0
+    assert "removed the files of 0 ended job(s); kept 0" in capsys.readouterr().out
 
 
 def test_jobs_cancel_and_retry_follow_the_state_machine(

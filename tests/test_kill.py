@@ -51,6 +51,8 @@ QUICK = 1.0
 SLOW = 60.0
 #: The steps reached only by a manager that recovers a job an earlier one left behind.
 RECOVERY_STEPS = ("taken-over", "adopted")
+#: keep_job_files: the connectors' records, by which submissions are counted, stay a day
+KEEP = 86400
 EXPECTED = {"finishes": "finished", "finishes too": "finished", "no upload": "failed",
             "cancelled": "cancelled"}
 #: The stand-in as the lab's user runs it over REST: the system Python with this checkout's
@@ -104,6 +106,7 @@ class Crash:
                 file.write(token)
         destinations = "".join(
             f'[destinations.{name}]\nconnector = "{self.cluster}"\n'
+            f"keep_job_files = {KEEP}\n"  # submissions are counted from the records
             f"settings = {_toml(self.settings(name, delay))}\n"
             for name, delay in (("default", QUICK), ("slow", SLOW)))
         self.config.write_text(
@@ -219,8 +222,9 @@ class Crash:
         """Start a manager past the grace periods; every job must reach its expected end."""
         manager = self.site.manager(
             command=self.command,
-            destinations={"default": Destination("default", self.connector("default", QUICK)),
-                          "slow": Destination("slow", self.connector("slow", SLOW))},
+            destinations={
+                "default": Destination("default", self.connector("default", QUICK), None, KEEP),
+                "slow": Destination("slow", self.connector("slow", SLOW), None, KEEP)},
             routing={"est_color_ssn": "slow"})
         self.site.clock.advance(120)
 

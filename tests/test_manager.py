@@ -189,7 +189,9 @@ def test_a_crash_right_after_submitting_adopts_the_job_instead_of_resubmitting(
     submitted = submissions(crashing, connector, 1)
     assert len(submitted) == 1
 
-    restarted = site.manager()
+    # keep_job_files: the connector's records, by which submissions are counted, stay
+    restarted = site.manager(destinations={"default": Destination("default", connector, None,
+                                                                  3600)})
     assert restarted.run_once().recovered == ()  # inside the grace period: left alone
     site.clock.advance(120)
     report = restarted.run_once()
@@ -364,9 +366,9 @@ def test_routing_keeps_a_job_on_the_destination_it_was_submitted_to(site: Site) 
                          routing={"est_generate_fasta": "other"})
     assert first.run_once().started == (1,)
     assert first.job_dir(1).destination() == "other"
-    second = site.manager(destinations={
+    second = site.manager(destinations={  # "other" keeps its records: they show where it ran
         "default": Destination("default", site.connector()),
-        "other": Destination("other", site.connector("other"))})
+        "other": Destination("other", site.connector("other"), None, 3600)})
     run_until(second, lambda: site.status(1) == "finished")
     assert submissions(second, other, 1) != []
 

@@ -437,3 +437,27 @@ def test_cycle_queries_use_the_status_index_with_100000_finished_rows(
     assert [j.id for j in repo.claim_new(10)] == [200_001, 200_002, 200_003]
     assert [j.id for j in repo.running_jobs()] == [300_001]
     assert repo.counts_by_status() == {"finished": 100_000, "running": 4}
+
+
+def test_every_change_writes_updated_at(repo: JobRepository, clock: Clock) -> None:
+    """EFI-Web's ``updatedAt`` follows each write: the claim, the scheduler id, a take-over,
+    the end."""
+    repo.insert([row(1)])
+
+    def updated() -> datetime | None:
+        raw = repo.get_raw(1)
+        assert raw is not None
+        return raw["updatedAt"]
+
+    assert updated() is None
+    (job,) = repo.claim_new(1)
+    assert updated() == clock()
+    clock.now += timedelta(seconds=60)
+    assert repo.take_over(job)
+    assert updated() == clock()
+    clock.now += timedelta(seconds=60)
+    assert repo.set_scheduler_ids({1: "77"}) == {1}
+    assert updated() == clock()
+    clock.now += timedelta(seconds=60)
+    assert repo.transition(1, Status.RUNNING, Status.FINISHED)
+    assert updated() == clock()

@@ -6,6 +6,7 @@ executable check is in ``test_slurm_engine.py``.
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ def smtp_port() -> Iterator[int]:
         controller.stop()
 
 
-def write_config(root: Path, pipelines: str, extra: str = "") -> Path:
+def write_config(root: Path, pipelines: str, extra: str = "", manager: str = "") -> Path:
     for name in ("results", "uploads"):
         (root / name).mkdir(exist_ok=True)
     path = root / "efi.toml"
@@ -52,6 +53,7 @@ url = "sqlite:///{root / 'jobs.sqlite'}"
 [manager]
 results_dir = "{root / 'results'}"
 input_dir = "{root / 'uploads'}"
+{manager}
 [destinations.default]
 connector = "local"
 settings = {{ state_dir = "{root / 'state'}" }}
@@ -80,6 +82,10 @@ def test_the_stand_in_site_checks_ok(tmp_path: Path,
     code, out = check(write_config(tmp_path, STANDIN), capsys)
     assert code == 0, out
     assert "destination default (local): ok (1 executables and paths for" in out
+    # before it, the way in the connector's settings chose (BaseConnector.describe)
+    assert re.search(r"destination default \(local\): jobs run on this machine, in their "
+                     r"job directories; records in /\S+\n.*destination default \(local\): ok",
+                     out, re.DOTALL), out
 
 
 def test_missing_nextflow_pipelines_configs_and_data_are_each_named(
@@ -155,3 +161,12 @@ def test_the_mail_server_is_checked_when_notifications_are_on(
     code, out = check(path, capsys)
     assert code == 1
     assert f"! mail server 127.0.0.1:{closed}: ConnectionRefusedError" in out
+
+
+def test_the_web_servers_group_and_mode_are_tried_on_a_probe(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = check(write_config(tmp_path, STANDIN, manager='results_group = "nogroup"\n'
+                                   'results_mode = "0640"'), capsys)
+    assert code == 0, out
+    assert "job files: group nogroup, mode 0640: ok" in out
+    assert not [p for p in (tmp_path / "results").iterdir() if p.name.startswith(".efi-probe")]

@@ -11,9 +11,13 @@ Every test uses fresh random job ids, so the scheduler names ``efi-<id>`` are ne
 
 from __future__ import annotations
 
+import grp
 import json
+import os
 import random
 import shutil
+import stat
+import subprocess
 import sys
 import sysconfig
 import time
@@ -27,7 +31,7 @@ import attrs
 import pytest
 import sqlalchemy as sa
 from reliability import RecordProperty, record
-from slurm_lab import ROOT, Lab, lab_environment, new_ids, slurm_jobs
+from slurm_lab import CLUSTER_SH, ROOT, Lab, lab_environment, new_ids, slurm_jobs
 
 from efi_connector_slurm import SlurmConnector
 from efi_job_manager import retry, testing
@@ -70,17 +74,42 @@ class Site(testing.Site):
 
     def slurm_connector(self, mode: str, *, delay: float = 0, fail: int | None = None,
                         **settings: Any) -> SlurmConnector:
-        export = f"--export=ALL,EFI_STANDIN_DELAY={delay:g}"
+        variables = {"EFI_STANDIN_DELAY": f"{delay:g}"}
         if fail is not None:
-            export += f",EFI_STANDIN_FAIL={fail}"
-        base: dict[str, Any] = {"extra_sbatch": [export], "partition": "efi"}
+            variables["EFI_STANDIN_FAIL"] = str(fail)
+        base: dict[str, Any] = {"partition": "efi"}
+        if mode == "rest":  # slurmrestd passes no environment but its own: env_setup sets it
+            base["env_setup"] = " ".join(f"export {k}={v};" for k, v in variables.items())
+        else:
+            base["extra_sbatch"] = [
+                "--export=ALL," + ",".join(f"{k}={v}" for k, v in variables.items())]
         if mode == "local":
             base["slurm_conf"] = self.env["SLURM_CONF"]
         else:
             remote = Path(self.env["EFI_SLURM_SCRATCH"]) / f"engine-{random.getrandbits(32):x}"
             base.update(transport="ssh", host=self.env["EFI_SLURM_SSH_HOST"],
                         ssh_config=self.env["EFI_SLURM_SSH_CONFIG"], remote_dir=str(remote))
+        if mode == "rest":
+            base.update(api="rest", rest_url=self.env["EFI_SLURM_REST_URL"],
+                        rest_user=self.env["EFI_SLURM_SSH_USER"],
+                        rest_token_file=str(self.token_file))
         return SlurmConnector({**base, **settings})
+
+    @property
+    def token_file(self) -> Path:
+        """This test's file holding a token for the lab's user (``cluster.sh token``)."""
+        file = self.root / "slurm-jwt"
+        if not file.exists():
+            self.renew_token()
+        return file
+
+    def renew_token(self) -> None:
+        """Write a new token into `token_file` (as an operator renews it in place)."""
+        done = subprocess.run([str(CLUSTER_SH), "token", "3600"], capture_output=True,
+                              text=True, env=self.env, timeout=60, check=True)
+        file = self.root / "slurm-jwt"
+        file.touch(mode=0o600)
+        file.write_text(done.stdout)
 
     def slurm_manager(self, connector: SlurmConnector, mode: str = "local",
                       command: tuple[str, ...] | None = None) -> JobManager:
@@ -165,6 +194,55 @@ def test_a_job_runs_on_slurm_to_finished_with_its_results(site: Site, mode: str)
     assert (job_dir / "stats.json").exists()
     assert (job_dir / f"slurm-{scheduler_id}.out").exists()
     assert json.loads((job_dir / "params.json").read_text())["final_output_dir"] == str(job_dir)
+
+
+def test_results_from_the_cluster_are_the_managers_with_the_web_servers_group(
+        site: Site) -> None:
+    """Over SSH the files come back written by efijm on the cluster; rsync run as root would
+    keep efijm's uid: they must be the manager's, with the configured group and mode."""
+    (job_id,) = new_ids()
+    site.insert_fasta(job_id)
+    gid = grp.getgrnam("nogroup").gr_gid
+    manager = site.manager(destinations={"default": Destination(
+        "default", site.slurm_connector("ssh"))}, command=SSH_STANDIN_COMMAND,
+        results_group="nogroup", results_mode=0o640)
+    run_until(manager, lambda: site.status(job_id) == "finished")
+    job_dir = site.results / str(job_id)
+    entries = [job_dir, *job_dir.rglob("*")]
+    assert any(p.name.startswith("slurm-") for p in entries)  # written on the cluster
+    for path in entries:
+        info = path.lstat()
+        wanted = 0o2750 if stat.S_ISDIR(info.st_mode) else 0o640
+        assert (info.st_uid, info.st_gid) == (os.getuid(), gid), path
+        assert stat.S_IMODE(info.st_mode) in (wanted, wanted | 0o110), path
+
+
+def test_the_clusters_remote_dir_keeps_only_what_the_retention_policy_keeps(
+        site: Site) -> None:
+    """Six jobs over SSH: once each ended and its results came back, ``remote_dir/<id>``
+    (with the pipeline's work files) is gone. Directories an older version left are removed
+    by ``clean`` when their rows are final, kept while a row is still running."""
+    ids = new_ids(8)
+    jobs, (old_finished, old_running) = ids[:6], ids[6:]
+    connector = site.slurm_connector("ssh")
+    remote = connector.settings.remote_dir
+    assert remote is not None
+    site.insert_fasta(*jobs)
+    site.insert(testing.fasta_job(old_finished, status="finished",
+                                  timeCompleted=datetime(2026, 1, 1)),
+                # running, its scheduler id unknown to Slurm: within lost_grace it stays so
+                testing.fasta_job(old_running, status="running", schedulerJobId=99999999,
+                                  timeStarted=site.clock()))
+    for job_id in (old_finished, old_running):  # as an older version left them, as efijm
+        connector.transport.run(["mkdir", "-p", f"{remote}/{job_id}/work/ab"], check=True)
+    manager = site.slurm_manager(connector, "ssh")
+    run_until(manager, lambda: all(site.status(j) == "finished" for j in jobs))
+    assert all((site.results / str(j) / "stats.json").is_file() for j in jobs)
+    assert connector.leftover_jobs() == sorted([old_finished, old_running])
+    report, = manager.clean()
+    assert (report.removed, report.kept, report.error) == ((old_finished,), (old_running,), None)
+    listed = connector.transport.run(["ls", "-A", remote], check=True).stdout.split()
+    assert listed == [str(old_running)]
 
 
 def test_a_pipeline_exiting_3_fails_the_job_with_the_exit_code(site: Site) -> None:
@@ -287,6 +365,52 @@ def test_sshd_stopped_changes_no_job_and_the_next_cycles_catch_up(site: Site) ->
         assert (site.status(first), site.status(second)) == ("running", "new")
     run_until(manager, lambda: site.status(first) == site.status(second) == "finished")
     assert result_columns(site, second) == (2, 2)
+
+
+def test_slurmrestd_stopped_changes_no_job_and_the_next_cycles_catch_up(site: Site) -> None:
+    """Slurm's REST daemon down: nothing changes state, no job fails, no new job is submitted;
+    once it is back the running job finishes and the new one runs."""
+    first, second = new_ids(2)
+    site.insert_fasta(first)
+    manager = site.slurm_manager(site.slurm_connector("rest", delay=3), "rest")
+    assert manager.run_once().started == (first,)
+    site.insert_fasta(second)
+    with site.stopped("slurmrestd-jwt"), retry.testing(attempts=1):
+        for _ in range(2):
+            report = manager.run_once()
+            assert (report.finished, report.failed, report.started) == ((), (), ())
+            assert any("slurmrestd" in error for error in report.errors), report.errors
+        assert (site.status(first), site.status(second)) == ("running", "new")
+    run_until(manager, lambda: site.status(first) == site.status(second) == "finished")
+    assert result_columns(site, second) == (2, 2)
+    assert [len(site.names(job_id)) for job_id in (first, second)] == [1, 1]
+
+
+def test_a_refused_token_fails_no_job_and_a_renewed_one_resumes(site: Site) -> None:
+    """A wrong or expired token (slurmrestd answers 500, not 401) is the site's fault: the
+    cycle says so without showing the token, no job is submitted or failed; once the operator
+    renews the file in place, the next cycles run the jobs."""
+    first, second = new_ids(2)
+    site.insert_fasta(first)
+    manager = site.slurm_manager(site.slurm_connector("rest", delay=1), "rest")
+    assert manager.run_once().started == (first,)
+    site.insert_fasta(second)
+    good = site.token_file.read_text()
+    refused = good.replace("SLURM_JWT=", "SLURM_JWT=x")
+    site.token_file.write_text(refused)
+    with retry.testing(attempts=1):
+        for _ in range(2):
+            report = manager.run_once()
+            assert (report.finished, report.failed, report.started) == ((), (), ())
+            assert report.errors
+    assert all(refused.strip() not in error and good.strip() not in error
+               for error in report.errors)
+    assert any("token" in error for error in report.errors), report.errors
+    assert (site.status(first), site.status(second)) == ("running", "new")
+    assert site.names(second) == set()
+    site.renew_token()
+    run_until(manager, lambda: site.status(first) == site.status(second) == "finished")
+    assert [len(site.names(job_id)) for job_id in (first, second)] == [1, 1]
 
 
 def test_a_manager_killed_right_after_sbatch_adopts_the_job_instead_of_resubmitting(

@@ -53,9 +53,19 @@ class Slurm:
 
     def settings(self, mode: str, **settings: Any) -> dict[str, Any]:
         """``local``: Slurm's commands here; ``ssh``: commands and files over SSH; ``rest``:
-        files over SSH, Slurm through slurmrestd-jwt (JWT, as the lab's user)."""
+        files over SSH, Slurm through slurmrestd-jwt (JWT, as the lab's user); ``shared``:
+        Slurm through slurmrestd-jwt as root, the files copied through ``remote_dir_mount``
+        (the cluster's ``remote_dir`` is a link to it: the lab shares this host's disk)."""
         if mode == "local":
             base: dict[str, Any] = {"slurm_conf": self.lab.env["SLURM_CONF"]}
+        elif mode == "shared":  # the cluster's path is a link to "this host's mount" of it
+            mount = self.lab.scratch / f"mount-{uuid.uuid4().hex[:8]}"
+            mount.mkdir()
+            cluster = self.lab.scratch / f"shared-{mount.name[6:]}"
+            cluster.symlink_to(mount)
+            return {"remote_dir": str(cluster), "remote_dir_mount": str(mount), "api": "rest",
+                    "rest_url": self.lab.env["EFI_SLURM_REST_URL"], "rest_user": "root",
+                    "rest_token_file": str(self.token_file("root")), **settings}
         else:
             remote = self.lab.scratch / f"jobs-{uuid.uuid4().hex[:8]}"
             base = {"transport": "ssh", "host": self.lab.env["EFI_SLURM_SSH_HOST"],
@@ -67,11 +77,11 @@ class Slurm:
                      "rest_token_file": str(self.token_file())}
         return {**base, **settings}
 
-    def token_file(self) -> Path:
-        """A token for the lab's user (``cluster.sh token``), in a file of this test's."""
-        file = self.root.parent / "slurm-jwt"
+    def token_file(self, user: str = "efijm") -> Path:
+        """A token for ``user`` (``cluster.sh token``), in a file of this test's."""
+        file = self.root.parent / f"slurm-jwt-{user}"
         if not file.exists():
-            done = subprocess.run([str(CLUSTER_SH), "token", "3600"], capture_output=True,
+            done = subprocess.run([str(CLUSTER_SH), "token", "3600", user], capture_output=True,
                                   text=True, env=self.lab.env, timeout=60, check=True)
             file.touch(mode=0o600)
             file.write_text(done.stdout)
@@ -117,9 +127,13 @@ class Slurm:
             self.lab.run(["scancel", *self.submitted], check=False)
         for connector in self.connectors:
             connector.close()
-            remote = connector.settings.remote_dir
-            if remote is not None and Path(remote).is_relative_to(self.lab.scratch):
-                shutil.rmtree(remote, ignore_errors=True)
+            for remote in (connector.settings.remote_dir, connector.settings.remote_dir_mount):
+                if remote is None or not Path(remote).is_relative_to(self.lab.scratch):
+                    continue
+                if Path(remote).is_symlink():
+                    Path(remote).unlink()
+                else:
+                    shutil.rmtree(remote, ignore_errors=True)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from efi_job_manager.transport import CommandResult, CommandTimeout, HostKeyErro
 if TYPE_CHECKING:
     from conftest import Lab, Slurm
 
-MODES = ["local", "ssh", "rest"]
+MODES = ["local", "ssh", "rest", "shared"]
 SH = "/bin/sh"
 ALLOCATE_300MB = ("/usr/bin/python3", "-c",
                   "import time; b = b'x' * (300 << 20); print('allocated', flush=True); "

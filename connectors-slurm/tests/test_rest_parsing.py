@@ -121,6 +121,18 @@ def test_a_refused_token_is_named_and_transient(name: str) -> None:
         parse_rest_submit(status, document)
 
 
+def test_a_refused_token_in_the_listing_and_accounting_says_so() -> None:
+    """The status calls: slurmctld's listing gives HTTP 500 "Unspecified error" of
+    slurm_load_jobs; slurmdbd's accounting HTTP 200 with error 1007 and no jobs."""
+    status, listing = answer("jobs-bad-token")
+    assert status == 500
+    assert "a token that is wrong or expired, or slurmctld down" in (rest_failure(listing) or "")
+    status, accounting = answer("db-jobs-bad-token")
+    assert status == 200
+    assert accounting["jobs"] == []
+    assert "refused slurmrestd's token" in (accounting_failure(accounting) or "")
+
+
 def test_cancelling_a_job_slurmctld_no_longer_holds_is_no_failure() -> None:
     status, document = answer("cancel-unknown")
     assert status == 500

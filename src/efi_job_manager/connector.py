@@ -386,6 +386,48 @@ class BaseConnector(abc.ABC):
         """
         return ""
 
+    def output_files(self, scheduler_id: str) -> Sequence[str]:
+        """The files the scheduler wrote of submission ``scheduler_id``, standard error first.
+
+        Names in the job's directory, once its outputs came back. A failed job's reason
+        names those that exist, and ``jobs show`` prints their last lines. Must not contact
+        the cluster. The default names none.
+        """
+        return ()
+
+    def release_job(self, job_id: int) -> None:
+        """Remove what job ``job_id`` left where it ran (a cluster's job directory, records).
+
+        The manager calls it once the job's row is final and whatever could come back is
+        in its job directory (at once, or after the destination's ``keep_job_files``, from
+        ``efi-job-manager clean``). It must remove only this job's files and nothing in the
+        manager's own job directory; it is idempotent (nothing left: nothing to do).
+        The default removes nothing.
+
+        Raises:
+            TransientError: the cluster cannot be reached now; ``clean`` tries again.
+        """
+
+    def leftover_jobs(self) -> Sequence[int]:
+        """The ids of jobs that have files where this connector runs jobs, for ``clean``.
+
+        Whatever an older version or a crash left is found here; ``clean`` releases those
+        whose rows are final (or gone). The default finds none.
+
+        Raises:
+            TransientError: the cluster cannot be reached now.
+        """
+        return ()
+
+    def describe(self) -> str:
+        """How this connector reaches its cluster and where jobs' files go, in one line.
+
+        ``efi-job-manager check`` prints it for each destination, so an operator sees which
+        of a connector's ways in the configuration chose. The default says nothing (empty).
+        It must not contact the cluster, nor show a secret.
+        """
+        return ""
+
     def health_check(self) -> None:
         """Check that the cluster is reachable; raise a `ConnectorError` if not.
 

@@ -7,7 +7,9 @@ It reads and probes, and changes nothing in the table.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from efi_job_manager.config import Settings
 from efi_job_manager.faults import SiteFault, probe_readable_dir, probe_writable_dir
@@ -98,12 +100,35 @@ def _directories(manager: JobManager, out: Callable[[str], None]) -> int:
             problems += 1
         else:
             out(f"{what}: {path}: ok")
+    if manager.share.active and not problems:
+        problems += _sharing(manager, out)
     return problems
+
+
+def _sharing(manager: JobManager, out: Callable[[str], None]) -> int:
+    """Give a probe directory and file the configured group and mode, as a job's would get."""
+    settings = manager.settings
+    wanted = ", ".join(part for part in (
+        f"group {settings.results_group}" if settings.results_group else "",
+        f"mode {settings.results_mode:04o}" if settings.results_mode is not None else "") if part)
+    try:
+        with tempfile.TemporaryDirectory(prefix=".efi-probe-", dir=manager.results_dir) as probe:
+            (Path(probe) / "file").write_text("")
+            manager.share.apply(Path(probe))
+    except OSError as exc:
+        out(f"  ! the results directory {manager.results_dir}: cannot give job files "
+            f"{wanted} ({exc.strerror or exc}): is the manager's user in the group?")
+        return 1
+    out(f"job files: {wanted}: ok")
+    return 0
 
 
 def _destination(manager: JobManager, name: str, out: Callable[[str], None]) -> int:
     connector = manager.destinations[name].connector
     label = f"destination {manager.destinations[name].label}"
+    way = connector.describe()
+    if way:
+        out(f"{label}: {way}")
     try:
         connector.health_check()
     except Exception as exc:

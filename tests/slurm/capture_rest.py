@@ -77,6 +77,9 @@ def main() -> None:
     save("ping", tcp.get(f"/slurm/{V}/ping"))
     save("ping-bad-token", tcp.get(f"/slurm/{V}/ping",
                                    headers={"X-SLURM-USER-TOKEN": token[:-4] + "AAAA"}))
+    bad = {"X-SLURM-USER-TOKEN": token[:-4] + "AAAA"}
+    save("jobs-bad-token", tcp.get(f"/slurm/{V}/jobs", headers=bad))
+    save("db-jobs-bad-token", tcp.get(f"/slurmdb/{V}/jobs", params={"step": "1"}, headers=bad))
     save("ping-no-token", httpx.get(f"{env['EFI_SLURM_REST_URL']}/slurm/{V}/ping", timeout=30))
     save("query-not-parsed", tcp.get(f"/slurmdb/{V}/jobs", params={"start_time": "no-time"}))
     short = subprocess.run([str(HERE / "cluster.sh"), "token", "1"], env=env, check=True,

@@ -18,8 +18,9 @@
 #   status   print each daemon up/down; exit 0 when all are up, 3 otherwise.
 #   stop X / start X   stop or start one daemon (simulate an outage of slurmctld or sshd).
 #   purge    down, then delete the lab directory (next up starts from nothing).
-#   token [SECONDS]   print a JWT for efijm for slurmrestd-jwt (default 3600 s):
-#            the line `SLURM_JWT=...` of `scontrol token`.
+#   token [SECONDS [USER]]   print a JWT for slurmrestd-jwt (default 3600 s, for efijm; root
+#            stands for a manager on a file system it shares with the cluster): the line
+#            `SLURM_JWT=...` of `scontrol token`.
 #
 # Must run as root. Environment (defaults in brackets):
 #   EFI_SLURM_LAB [/tmp/efi-slurm-lab]   EFI_SLURM_SSH_PORT [2222]   EFI_SLURM_DB_PORT [3317]
@@ -570,10 +571,11 @@ rest_ready() {  # NAME WHAT PROBE: ping needs a controller; without one, only "s
 }
 
 cmd_token() {
-    local lifespan=${1:-3600}
+    local lifespan=${1:-3600} user=${2:-$SSH_USER}
     [[ $lifespan =~ ^[0-9]+$ ]] || die "token: the lifespan is a number of seconds"
+    [[ $user == root || $user == "$SSH_USER" ]] || die "token: the user is $SSH_USER or root"
     is_up slurmctld || die "token: slurmctld is not running"
-    timeout 10 scontrol token username="$SSH_USER" lifespan="$lifespan"
+    timeout 10 scontrol token username="$user" lifespan="$lifespan"
 }
 
 # The lab's slurmstepd (they inherit SLURM_CONF from the lab's slurmd) and everything under them.
@@ -717,7 +719,7 @@ main() {
         down) cmd_down ;;
         status) cmd_status ;;
         purge) cmd_down; rm -rf "$LAB"; log "deleted $LAB" ;;
-        token) cmd_token "${2:-}" ;;
+        token) cmd_token "${2:-}" "${3:-}" ;;
         stop) valid_daemon "${2:-}"; stop_daemon "$2" ;;
         start)
             valid_daemon "${2:-}"

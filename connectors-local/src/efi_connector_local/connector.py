@@ -285,6 +285,26 @@ class LocalConnector(BaseConnector):
         problems += [f"{path}: does not exist" for path in paths if not os.path.exists(path)]
         return problems
 
+    def output_files(self, scheduler_id: str) -> list[str]:
+        """``stderr.log`` and ``stdout.log``, which the wrapper writes in the job directory."""
+        return ["stderr.log", "stdout.log"]
+
+    def release_job(self, job_id: int) -> None:
+        """Remove this connector's records of the ended job ``job_id``.
+
+        Its files in the job directory (``stdout.log``, ``.efi-local/``) are the manager's
+        and stay.
+        """
+        self._store.remove_job(job_id)
+
+    def leftover_jobs(self) -> list[int]:
+        """The EFI job ids this connector still holds records of."""
+        return self._store.job_ids()
+
+    def describe(self) -> str:
+        """Jobs run on this machine; the connector's records are in ``state_dir``."""
+        return f"jobs run on this machine, in their job directories; records in {self.state_dir}"
+
     def health_check(self) -> None:
         """Check that the state directory is writable and the interpreter runs the wrapper.
 

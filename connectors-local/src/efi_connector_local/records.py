@@ -13,6 +13,7 @@ directory and so that a process killed at any point leaves it readable.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -23,12 +24,13 @@ from typing import Any
 import attrs
 
 from efi_connector_local.files import format_time, parse_time, read_json, write_json_atomic
-from efi_connector_local.processes import ProcessId
+from efi_connector_local.processes import ProcessId, is_alive
 
 __all__ = ["JobRecord", "StateStore", "is_scheduler_id"]
 
 _ID_RE = re.compile(r"[0-9]{1,18}")
 _SAFE_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}")
+_JOB_NAME_RE = re.compile(r"efi-([0-9]{1,18})(?:-[A-Za-z0-9]+)?")
 
 
 def is_scheduler_id(value: object) -> bool:
@@ -196,6 +198,43 @@ class StateStore:
         except FileNotFoundError:
             return []
         return sorted((e for e in entries if is_scheduler_id(e)), key=int)
+
+
+    # -- removal of an ended job's records ---------------------------------------------------
+
+    def job_ids(self) -> list[int]:
+        """The EFI job ids that have records here (names ``efi-<id>`` or ``efi-<id>-<claim>``)."""
+        try:
+            entries = os.listdir(self._names)
+        except FileNotFoundError:
+            return []
+        found = {int(m.group(1)) for e in entries if (m := _JOB_NAME_RE.fullmatch(e))}
+        return sorted(found)
+
+    def remove_job(self, job_id: int) -> None:
+        """Remove the records of every submission of EFI job ``job_id`` whose process ended.
+
+        A record whose wrapper still runs is kept (with its name), so that the job can still
+        be followed and cancelled.
+        """
+        try:
+            entries = os.listdir(self._names)
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            match = _JOB_NAME_RE.fullmatch(entry)
+            if match is None or int(match.group(1)) != job_id:
+                continue
+            folder = self._names / entry
+            for sid in os.listdir(folder):
+                record = self.read(sid) if is_scheduler_id(sid) else None
+                if record is not None and record.process is not None and is_alive(
+                        record.process):
+                    continue
+                for path in (self._jobs / f"{sid}.json", self.cancel_marker(sid), folder / sid):
+                    path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # not empty: a live submission keeps it
+                folder.rmdir()
 
 
 def _name_key(name: str) -> str:

@@ -287,6 +287,10 @@ class SlurmSettings(Profile):
         remote_dir: Where job directories live on the cluster side (``<remote_dir>/<id>``,
             absolute); required for ``ssh``. Not set with ``local``: a job runs in the
             manager's own job directory (on a filesystem the compute nodes share).
+        remote_dir_mount: With ``local``: where this host sees ``remote_dir``, when the
+            cluster's file system is mounted here at another path (``remote_dir =
+            "/scratch/efi"``, ``remote_dir_mount = "/mnt/hpc/scratch/efi"``). Files are
+            copied through the mount; the scheduler is given ``remote_dir``'s paths.
         profiles: Resource profiles by pipeline short name (``est``, ``generatessn``…) or
             job type: a job's pipeline's profile, then its job type's, go over the
             top-level resource keys.
@@ -336,6 +340,8 @@ class SlurmSettings(Profile):
         "a shell line run before every Slurm command and in the batch script",
         _env_setup)] = None
     remote_dir: Annotated[str, Convert(_REMOTE_DIR_EXPECTED, _remote_dir)] | None = None
+    remote_dir_mount: Annotated[str, Convert(
+        "the absolute path at which this host sees remote_dir", _remote_dir)] | None = None
     profiles: Annotated[Mapping[str, Profile], Check(_PROFILES_EXPECTED)] = attrs.field(
         factory=dict)
     chunk_size: Annotated[int, at_least(
@@ -372,6 +378,7 @@ class SlurmSettings(Profile):
         the REST API needs its URL, and a user and one token source for a URL.
         """
         self._check_rest()
+        self._check_mount()
         if self.transport != "ssh":
             ignored = [Invalid("nothing with transport 'local', which runs Slurm's commands on "
                                "this host: set transport = \"ssh\" to run them over SSH",
@@ -385,6 +392,19 @@ class SlurmSettings(Profile):
             if getattr(self, key) is None]
         if missing:
             raise ExceptionGroup("the ssh transport needs host and remote_dir", missing)
+
+    def _check_mount(self) -> None:
+        if self.remote_dir_mount is None:
+            return
+        if self.transport != "local":
+            why = ("nothing with transport 'ssh', which copies files over SSH: a mount is for "
+                   "a file system this host shares with the cluster")
+        elif self.remote_dir is None:
+            why = "nothing without remote_dir (the same directory as the cluster's nodes see it)"
+        else:
+            return
+        raise ExceptionGroup("remote_dir_mount", [
+            Invalid(why, self.remote_dir_mount, key="remote_dir_mount")])
 
     def _check_rest(self) -> None:
         keys = ("rest_url", "rest_user", "rest_token_env", "rest_token_file")

@@ -43,6 +43,7 @@ from efi_connector_slurm.commands import (
     validate_job_id,
 )
 from efi_connector_slurm.config import SlurmSettings, parse_settings
+from efi_connector_slurm.mount import MountedTransport, PathMap
 from efi_connector_slurm.parsing import (
     classify_sbatch_error,
     error_text,
@@ -51,13 +52,14 @@ from efi_connector_slurm.parsing import (
 )
 from efi_connector_slurm.rest.request import rest_extra_options
 from efi_connector_slurm.rest.scheduler import RestScheduler
+from efi_connector_slurm.retention import leftovers, release
 from efi_connector_slurm.script import (
     batch_script,
     job_resources,
     render_batch_script,
     retry_resources,
 )
-from efi_connector_slurm.sitecheck import check_site, health_check
+from efi_connector_slurm.sitecheck import check_site, health_check, way_in
 from efi_connector_slurm.staging import (
     Placement,
     placement,
@@ -160,8 +162,12 @@ class SlurmConnector(BaseConnector):
         if s.transport == "local":
             env = {"SLURM_CONF": s.slurm_conf} if s.slurm_conf else None
             # sbatch exports its environment to the job: only an allow-list, never secrets
-            return LocalTransport(env=env, passthrough=("SLURM_CONF", *s.env_passthrough),
-                                  env_setup=s.env_setup)
+            passthrough = ("SLURM_CONF", *s.env_passthrough)
+            if s.remote_dir_mount is not None:
+                assert s.remote_dir is not None  # parse_settings requires it  # noqa: S101
+                return MountedTransport(PathMap(s.remote_dir, s.remote_dir_mount), env=env,
+                                        passthrough=passthrough, env_setup=s.env_setup)
+            return LocalTransport(env=env, passthrough=passthrough, env_setup=s.env_setup)
         setup = s.env_setup
         if s.slurm_conf:
             export = f"export SLURM_CONF={shlex.quote(s.slurm_conf)}"
@@ -459,6 +465,25 @@ class SlurmConnector(BaseConnector):
         than its login node is not covered by this check.
         """
         return check_site(self.transport, self.settings, executables, paths)
+
+    def output_files(self, scheduler_id: str) -> list[str]:
+        """``slurm-<id>.err`` and ``slurm-<id>.out``: the batch script's error and output."""
+        return [f"slurm-{scheduler_id}.err", f"slurm-{scheduler_id}.out"]
+
+    def release_job(self, job_id: int) -> None:
+        """Remove ``remote_dir/<job_id>`` on the cluster side (`retention.release`)."""
+        release(self.transport, self.settings, job_id)
+
+    def leftover_jobs(self) -> list[int]:
+        """The ids of the job directories in ``remote_dir`` (`retention.leftovers`)."""
+        return leftovers(self.transport, self.settings)
+
+    def describe(self) -> str:
+        """Which way in reaches Slurm (commands here, over SSH, or slurmrestd) and where files go.
+
+        ``efi-job-manager check`` prints it (see `sitecheck.way_in`).
+        """
+        return way_in(self.settings, self.transport.description)
 
     def health_check(self) -> None:
         """Check that Slurm answers and the configuration fits the cluster.

@@ -3,7 +3,8 @@
 `health_check` runs ``sinfo`` (the configured partitions exist), ``sacct --version`` and
 checks that ``remote_dir`` can be written; `check_site` checks executables and paths where
 ``sbatch`` runs, in one ``sh -c``. Both run their commands through the connector's transport
-(`SlurmConnector.health_check`, `SlurmConnector.check_site`).
+(`SlurmConnector.health_check`, `SlurmConnector.check_site`). `way_in` says, for ``check``,
+which way in the settings chose.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from efi_connector_slurm.config import SlurmSettings
 from efi_connector_slurm.parsing import classify_sbatch_error, error_text, parse_partitions
 from efi_job_manager.toolkit import PermanentError, TransientError, Transport
 
-__all__ = ["check_site", "health_check"]
+__all__ = ["check_site", "health_check", "way_in"]
 
 #: Prints ``x:<command>`` for each executable that cannot be run and ``p:<path>`` for
 #: each path that does not exist, of its ``x:``/``p:`` arguments (never job data).
@@ -107,3 +108,35 @@ def _scheduler_check(transport: Transport, settings: SlurmSettings) -> None:
     version = transport.run(sacct_version_command(), timeout=timeout)
     if not version.ok:
         raise PermanentError(f"sacct cannot be run on {where}: {error_text(version)}")
+
+
+def way_in(settings: SlurmSettings, transport: str) -> str:
+    """One line: how Slurm is reached and where jobs' files go (nothing secret, no contact).
+
+    E.g. ``Slurm's REST API at http://…:6820 as efijm (token from the file …); files over
+    SSH (ssh://efijm@login) in /scratch/efi``. ``transport`` is the transport's description.
+    """
+    s = settings
+    if s.api == "rest":
+        way = f"Slurm's REST API at {s.rest_url}"
+        if s.rest_user is not None:
+            token = (f"the file {s.rest_token_file}" if s.rest_token_file is not None
+                     else f"${s.rest_token_env}")
+            way += f" as {s.rest_user} (token from {token})"
+        else:
+            way += " (local authentication: jobs run as the daemon's user)"
+    elif s.transport == "ssh":
+        way = f"Slurm's commands over SSH ({transport})"
+    else:
+        way = "Slurm's commands on this host"
+    if s.remote_dir is None:
+        files = ("files in place: the compute nodes see this host's job directories at the "
+                 "same paths")
+    elif s.transport == "ssh":
+        files = f"files over SSH ({transport}) in {s.remote_dir}"
+    elif s.remote_dir_mount is not None:
+        files = (f"files in {s.remote_dir} (the cluster's path), copied through its mount "
+                 f"here at {s.remote_dir_mount}")
+    else:
+        files = f"files copied into {s.remote_dir}, on a file system shared at the same path"
+    return f"{way}; {files}"

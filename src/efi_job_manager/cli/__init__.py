@@ -121,6 +121,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _run(manager, once=once)
         if args.command == "status":
             return status_command(manager, as_json=args.json)
+        if args.command == "clean":
+            return _clean(manager, dry_run=args.dry_run)
         return jobs_command(manager, args)
 
 
@@ -131,6 +133,21 @@ def _manager(settings: Settings, *, dry_run: bool | None) -> Iterator[JobManager
         yield manager
     finally:
         manager.close()
+
+
+def _clean(manager: JobManager, *, dry_run: bool) -> int:
+    failed = 0
+    verb = "would remove" if dry_run else "removed"
+    for report in manager.clean(dry_run=dry_run):
+        shown = ", ".join(str(i) for i in report.removed[:20])
+        more = f" and {len(report.removed) - 20} more" if len(report.removed) > 20 else ""
+        print(f"destination {report.destination}: {verb} the files of {len(report.removed)} "
+              f"ended job(s){': ' + shown + more if shown else ''}; kept {len(report.kept)} "
+              "(running, or within keep_job_files)")
+        if report.error is not None:
+            print(f"destination {report.destination}: ! {report.error}")
+            failed += 1
+    return 1 if failed else 0
 
 
 def _connectors() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,10 @@ from efi_job_manager.status import InvalidTransition, Status, parse_status
 from efi_job_manager.units import format_duration, parse_duration
 
 __all__ = ["CommandError", "jobs_command"]
+
+#: How much of a scheduler's output file ``jobs show`` prints: its last lines.
+_TAIL_LINES = 15
+_TAIL_BYTES = 8192
 
 
 class CommandError(Exception):
@@ -114,7 +119,28 @@ def _show(manager: JobManager, raw: Mapping[str, Any]) -> int:
         for key in ("state", "scheduler_reason", "exit_code", "signal", "raw"):
             if failure.get(key) not in (None, ""):
                 print(f"{'  ' + key:15} {failure[key]}")
+        outputs = failure.get("output_files")
+        for name in outputs if isinstance(outputs, list) else ():
+            if isinstance(name, str):
+                _print_tail(jd.path, name)
     return 0
+
+
+def _print_tail(job_dir: Path, name: str) -> None:
+    """The last lines of a scheduler's output file in the job directory (no link followed)."""
+    if "/" in name or name in ("", ".", ".."):
+        return
+    try:
+        fd = os.open(job_dir / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    with os.fdopen(fd, "rb") as file:
+        size = os.fstat(fd).st_size
+        file.seek(max(0, size - _TAIL_BYTES))
+        lines = file.read(_TAIL_BYTES).decode("utf-8", "replace").splitlines()[-_TAIL_LINES:]
+    print(f"--- last {len(lines)} lines of {name}")
+    for line in lines:
+        print(f"  {line}")
 
 
 def _cancel(manager: JobManager, raw: Mapping[str, Any]) -> int:

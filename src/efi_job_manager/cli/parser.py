@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="jobs by status, what waits and why, and the managers' last cycles "
              "(exit 1 if no manager is running)")
     status.add_argument("--json", action="store_true", help="as one JSON object")
+    clean = commands.add_parser(
+        "clean", parents=[common],
+        help="remove what ended jobs left where they ran (the cluster's remote_dir/<id>), "
+             "after each destination's keep_job_files (exit 1 if a destination failed)")
+    clean.add_argument("--dry-run", action="store_true", help="only list what would go")
     commands.add_parser("check", parents=[common],
                         help="check the configuration, database, table and connectors")
     commands.add_parser("connectors", parents=[common],

@@ -27,6 +27,7 @@ from efi_job_manager.config.values import (
     Convert,
     Count,
     Duration,
+    FileMode,
     FreeForm,
     MemorySize,
     PositiveDuration,
@@ -118,6 +119,13 @@ class ManagerSettings:
             must be a configured destination.
         heartbeat: While cycles change nothing, ``run`` logs one INFO line this often
             (jobs waiting, running, the next cycle), so a quiet daemon is seen to be alive.
+        results_group: The group (a name or a number) every file and directory of a job's
+            directory gets: the web server's, so that EFI-Web can read results and failure
+            reasons. The manager's user must be a member (or root). Not set: unchanged.
+        results_mode: The mode of every file of a job's directory (``"0640"``); directories
+            get the read bits as search bits too (``0750``), and the setgid bit with
+            ``results_group``. Applied to what the manager writes and to what comes back from
+            the cluster. Not set: the files keep the umask's and the cluster's modes.
     """
 
     interval: PositiveDuration = 30.0
@@ -134,6 +142,8 @@ class ManagerSettings:
     step_timeout: PositiveDuration = 600.0
     default_destination: Text = "default"
     heartbeat: PositiveDuration = 300.0
+    results_group: Text | None = None
+    results_mode: FileMode | None = None
 
 
 @attrs.frozen
@@ -147,11 +157,16 @@ class DestinationSettings:
             read-only); the connector checks it when the manager starts.
         max_running_jobs: At most this many jobs running here (the running jobs whose job
             type is routed here now); not set: only the global limit.
+        keep_job_files: How long what a job left where it ran (the Slurm connector's
+            ``remote_dir/<id>`` with Nextflow's ``work/``; the local connector's records)
+            stays after the job ended, for debugging. 0: removed as soon as its results are
+            back; otherwise ``efi-job-manager clean`` removes it once this has passed.
     """
 
     connector: Text
     settings: FreeForm = attrs.field(factory=dict, repr=redacted_repr)
     max_running_jobs: Count | None = None
+    keep_job_files: Duration = 0.0
 
 
 @attrs.frozen

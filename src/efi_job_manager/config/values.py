@@ -24,6 +24,7 @@ from typing import Annotated, Any, Final
 import attrs
 
 from efi_job_manager.config.errors import Invalid
+from efi_job_manager.sharing import parse_mode
 from efi_job_manager.units import (
     DURATION_EXPECTED,
     MEMORY_EXPECTED,
@@ -45,6 +46,7 @@ __all__ = [
     "Convert",
     "Count",
     "Duration",
+    "FileMode",
     "FreeForm",
     "FromEnv",
     "MemorySize",
@@ -269,6 +271,18 @@ def _path(value: Any) -> Path:
 
 ResolvedPath = Annotated[Path, Convert("a path (a non-empty string)", _path)]
 """A local path, made absolute (relative to the file that gave it, or the current folder)."""
+
+
+def _file_mode(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(value)
+    return parse_mode(value)
+
+
+FILE_MODE_EXPECTED: Final = ('an octal file mode such as "0640" (permission bits only, the '
+                             'owner reading)')
+FileMode = Annotated[int, Convert(FILE_MODE_EXPECTED, _file_mode)]
+"""Permission bits, from an octal string: ``"0640"``."""
 
 
 # --------------------------------------------------------------------------- resource values

@@ -30,6 +30,7 @@ from efi_job_manager.repository import (
     column_value,
     is_stand_in,
 )
+from efi_job_manager.sharing import SharePolicy, resolve_group
 from efi_job_manager.status import Status
 
 __all__ = ["ManagerBase"]
@@ -74,6 +75,10 @@ class ManagerBase:
                 raise ValueError(f"routing.{job_type} = {name!r}: no such destination")
         #: The ``[manager]`` settings this manager runs with (`ManagerSettings`).
         self.settings: ManagerSettings = settings
+        #: The group and mode every job directory's entries get (``results_group``/``_mode``).
+        self.share = SharePolicy(
+            resolve_group(settings.results_group) if settings.results_group else None,
+            settings.results_mode)
         self.repository = repository
         self.destinations = dict(destinations)
         self.catalogue = catalogue
@@ -180,6 +185,20 @@ class ManagerBase:
         return self.destinations[name]
 
 
+    def _release(self, job: JobRef) -> None:
+        """Remove what an ended job left where it ran, unless its destination keeps it.
+
+        ``keep_job_files`` set: ``efi-job-manager clean`` removes it once that has passed.
+        """
+        destination = self.destination_of(job)
+        if destination.keep_job_files > 0:
+            return
+        try:
+            destination.connector.release_job(job.id)
+        except Exception as exc:  # never the job's fault: `clean` tries again
+            log.warning("job %s: what it left on %s stays until `efi-job-manager clean`: %s",
+                        job.id, destination.label, exc)
+
     def _spec(self, job: JobRef, prepared: PreparedJob | None = None,
               claim: str = "") -> JobSpec:
         """The job's spec; its resources are the site's profiles, then a retry's overrides."""
@@ -233,6 +252,7 @@ class ManagerBase:
         try:
             self.job_dir(job.id).record_failure(reason, cycle.now, job_type=job.job_type,
                                                 **details)
+            self.share.apply(self.job_dir(job.id).path)
         except UnsafeJobDirectory as exc:  # the job's own directory: it fails all the same
             log.error("job %s: cannot write failure.json: %s", job.id, exc)
         except OSError as exc:
@@ -252,6 +272,8 @@ class ManagerBase:
         if self.repository.transition(job.id, from_, Status.FAILED):
             cycle.failed.append((job.id, reason))
             self._event(EventKind.FAILED, job, reason, cause=cause)
+            if job.schedulerJobId is not None:  # it ran: its outputs came back (or could not)
+                self._release(job)
         else:
             cycle.lost_races.append(job.id)
 

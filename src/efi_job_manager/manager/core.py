@@ -18,6 +18,7 @@ from efi_job_manager.config import ConfigError, Settings
 from efi_job_manager.config.errors import Problem
 from efi_job_manager.discovery import load_connectors, package_version
 from efi_job_manager.manager.cancelling import CancelStep
+from efi_job_manager.manager.cleaning import CleanStep
 from efi_job_manager.manager.overview import OverviewStep
 from efi_job_manager.manager.polling import PollStep
 from efi_job_manager.manager.presence import PresenceFile
@@ -34,7 +35,7 @@ __all__ = ["JobManager"]
 log = logging.getLogger("efi_job_manager.manager")
 
 
-class JobManager(CancelStep, RecoverStep, PollStep, OverviewStep):
+class JobManager(CancelStep, RecoverStep, PollStep, OverviewStep, CleanStep):
     """Moves EFI-Web's jobs through their life on one or more clusters.
 
     Build it with `JobManager.from_settings` or directly with its parts. It is
@@ -106,7 +107,7 @@ class JobManager(CancelStep, RecoverStep, PollStep, OverviewStep):
             raise ConfigError(*problems)
         repository = JobRepository(engine, job_model)
         destinations = {
-            name: Destination(name, connectors[name], d.max_running_jobs)
+            name: Destination(name, connectors[name], d.max_running_jobs, d.keep_job_files)
             for name, d in settings.destinations.items()
         }
         manager_settings = settings.manager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -149,8 +150,31 @@ class PollStep(ManagerBase):
         except ConnectorError as exc:
             log.warning("job %s: cannot retrieve the outputs of a failed job: %s", job.id, exc)
         reason = _failure_reason(status)
-        self._fail(cycle, job, Status.RUNNING, reason, cause=_failure_cause(status), **details)
+        outputs = self._output_files(connector, spec, details.get("scheduler_id"))
+        if outputs:
+            reason += f"; see {', '.join(outputs)} in the job's directory"
+        self._fail(cycle, job, Status.RUNNING, reason, cause=_failure_cause(status),
+                   output_files=outputs, **details)
 
+
+    @staticmethod
+    def _output_files(connector: BaseConnector, spec: JobSpec,
+                      scheduler_id: object) -> list[str]:
+        """The scheduler's output files of this run that came back (non-empty), stderr first."""
+        if not isinstance(scheduler_id, str) or not scheduler_id:
+            return []
+        try:
+            names = connector.output_files(scheduler_id)
+        except Exception:  # a connector's bug must not stop the failure being recorded
+            log.exception("job %s: output_files failed", spec.job_id)
+            return []
+        found = []
+        for name in names:
+            path = spec.job_dir / name
+            with contextlib.suppress(OSError):
+                if not path.is_symlink() and path.is_file() and path.stat().st_size > 0:
+                    found.append(name)
+        return found
 
     def _command_fault(self, cycle: Cycle, job: JobRef, status: SchedulerStatus) -> None:
         """The pipeline command could not be run (exit 126/127): the site's fault, not the job's."""
@@ -203,6 +227,15 @@ class PollStep(ManagerBase):
             cycle.errors.append(f"results of job {job.id}: {exc}")
             return
         reached("retrieved")
+        try:
+            self.share.apply(job_dir)
+        except OSError as exc:  # the site's setting or disk, not the job: it waits
+            message = (f"the results directory {self.results_dir}: cannot give results the "
+                       f"configured results_group and results_mode ({exc.strerror or exc})")
+            cycle.errors.append(message)
+            self.faults.raise_fault("share", message, cycle.now)
+            return
+        self.faults.clear("share")
         columns = self.catalogue.result_columns(job.job_type)
         try:
             stats = read_stats(job_dir) if columns else {}
@@ -223,6 +256,7 @@ class PollStep(ManagerBase):
                      ", ".join(f"{k}={v}" for k, v in sorted(update.columns.items())) or
                      "no result columns")
             self._event(EventKind.FINISHED, job, scheduler_id=self._scheduler_id(job))
+            self._release(job)
         else:
             cycle.lost_races.append(job.id)
 

@@ -18,6 +18,9 @@ class Destination:
     name: str
     connector: BaseConnector
     max_running_jobs: int | None = None
+    #: Seconds what a job left where it ran is kept after the job ended (0: removed as soon
+    #: as its results are back); ``efi-job-manager clean`` removes it later.
+    keep_job_files: float = 0.0
 
     @property
     def label(self) -> str:

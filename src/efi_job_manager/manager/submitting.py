@@ -151,6 +151,7 @@ class SubmitStep(ManagerBase):
         try:
             claim = jd.begin_claim(job.uuid, cycle.now)
             jd.stage(prepared.params, prepared.inputs, prepared.extra_files)
+            self.share.apply(jd.path)
         except UnsafeJobDirectory as exc:
             self._fail(cycle, job, Status.RUNNING, f"cannot stage the job: {exc}",
                        cause=FailureCause.INPUT)

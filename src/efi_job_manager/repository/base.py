@@ -38,6 +38,12 @@ class RepositoryBase:
     def _table(self) -> Table:
         return cast("Table", self.job_class.__table__)
 
+    def _stamped(self, changes: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """``changes`` with ``updatedAt = now`` when the table has EFI-Web's column for it."""
+        if "updatedAt" in self._table.c and "updatedAt" not in changes:
+            changes["updatedAt"] = now
+        return changes
+
     @property
     def job_classes(self) -> Mapping[str, type[Job]]:
         """``job_type → mapped class`` of the repository's model."""

@@ -108,7 +108,8 @@ class Claims(RepositoryBase):
                 result = conn.execute(
                     update(table)
                     .where(table.c.id == pick.id, self._eq(table.c.status, Status.NEW.value))
-                    .values(status=Status.RUNNING.value, timeStarted=now, schedulerJobId=None))
+                    .values(**self._stamped({"status": Status.RUNNING.value, "timeStarted": now,
+                                             "schedulerJobId": None}, now)))
                 if result.rowcount == 1:
                     claimed.append(pick.id)
         if not claimed:

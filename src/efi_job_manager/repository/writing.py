@@ -70,7 +70,7 @@ class Transitions(RepositoryBase):
             col = table.c[column]
             stmt = stmt.where(col.is_(None) if value is None else col == value)
         with self.engine.begin() as conn:
-            won = conn.execute(stmt.values(**changes)).rowcount == 1
+            won = conn.execute(stmt.values(**self._stamped(changes, now))).rowcount == 1
         log.debug("job %s: %s → %s %s", job_id, from_.value, to.value, "won" if won else "lost")
         return won
 
@@ -103,13 +103,14 @@ class Transitions(RepositoryBase):
             return set()
         table = self._table
         won: set[int] = set()
+        stamp = self._stamped({}, self.clock())
         with self.engine.begin() as conn:
             for job_id, value in values.items():
                 stmt = (update(table)
                         .where(table.c.id == job_id,
                                self._eq(table.c.status, Status.RUNNING.value),
                                table.c.schedulerJobId.is_(None))
-                        .values(schedulerJobId=value))
+                        .values(schedulerJobId=value, **stamp))
                 if conn.execute(stmt).rowcount == 1:
                     won.add(job_id)
         return won
@@ -130,7 +131,9 @@ class Transitions(RepositoryBase):
         else:
             stmt = stmt.where(table.c.timeStarted == job.timeStarted)
         with self.engine.begin() as conn:
-            return conn.execute(stmt.values(timeStarted=self.clock())).rowcount == 1
+            now = self.clock()
+            changes = self._stamped({"timeStarted": now}, now)
+            return conn.execute(stmt.values(**changes)).rowcount == 1
 
     def complete(self, job: JobRef, to: Status, results: Mapping[str, Any] | None = None, *,
                  from_: Status = Status.RUNNING) -> Completion:

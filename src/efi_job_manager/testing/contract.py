@@ -137,6 +137,9 @@ class ConnectorContract:
         assert isinstance(connector, BaseConnector)
         assert isinstance(connector.display_name, str)
         assert connector.display_name.strip()
+        way = connector.describe()  # printed by check: one line, without contacting anyone
+        assert isinstance(way, str)
+        assert "\n" not in way
 
     def test_prepare_is_idempotent(self, connector: BaseConnector, jobs: ContractJobs) -> None:
         """Preparing a job twice (a crash between the two) gives the same params path."""

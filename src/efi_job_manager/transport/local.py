@@ -182,7 +182,7 @@ class LocalTransport(Transport):
         else:
             sources = [str(source)]
         if self._rsync is not None:
-            command = [self._rsync, "-a", "--partial"]
+            command = [self._rsync, "-a", "--no-owner", "--no-group", "--partial"]
             command += [f"--exclude={pattern}" for pattern in exclude]
             command += [*sources, f"{target}/" if is_dir else str(target)]
             log.debug("local: %s", shlex.join(command))

@@ -179,7 +179,10 @@ class SshTransport(SshConnection, Transport):
     def _rsync_command(self, exclude: Sequence[str] = ()) -> list[str]:
         # rsync splits the -e string itself (spaces separate, quotes group): quote each part.
         shell = shlex.join(["ssh", *self._options()])
-        command = [self._local_rsync or "rsync", "-a", "--partial", "-e", shell]
+        # never the other side's owner and group: run as root, -a alone would give results
+        # the cluster user's ids (and the results directory's group is the site's choice)
+        command = [self._local_rsync or "rsync", "-a", "--no-owner", "--no-group", "--partial",
+                   "-e", shell]
         command += [f"--exclude={pattern}" for pattern in exclude]
         return command
 

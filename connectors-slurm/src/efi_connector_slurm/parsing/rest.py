@@ -54,7 +54,10 @@ INVALID_JOB_ID = 2017
 #: slurmrestd's error number for an accounting query that matched no job.
 NOTHING_FOUND = 9003
 # The source of the error slurmrestd 22.05 answers when slurmctld refused its token.
-_REFUSED_SOURCE = "slurm_load_ctl_conf"
+# A refused token, as slurmrestd 22.05.8 reports it (measured on the lab): slurmctld's calls
+# fail with an "Unspecified error" (-1) from these sources, slurmdbd's with error 1007.
+_REFUSED_SOURCES = frozenset({"slurm_load_ctl_conf", "slurm_load_jobs"})
+_AUTHENTICATION_ERROR = 1007  # SLURM_PROTOCOL_AUTHENTICATION_ERROR
 # The fields of a job kept in a status's ``raw`` text.
 _LIVE_FIELDS = ("job_id", "name", "job_state", "state_reason", "exit_code", "user_name")
 
@@ -83,16 +86,26 @@ def _error_text(error: Mapping[str, Any]) -> str:
 def rest_failure(document: Mapping[str, Any]) -> str | None:
     """What went wrong with a request, from its ``errors``; None if nothing did.
 
-    A refused token is said as such (slurmrestd 22.05 reports it as an ``Unspecified error``
-    of ``slurm_load_ctl_conf``), so that an operator knows to renew it.
+    A refused token is said as such, so that an operator knows to renew it: slurmdbd's
+    answer names it (error 1007), slurmctld's does not (an ``Unspecified error`` of
+    ``slurm_load_ctl_conf`` or ``slurm_load_jobs``, which a controller down gives too).
     """
     errors = _errors(document)
     if not errors:
         return None
-    if any(e.get("source") == _REFUSED_SOURCE for e in errors):
+    text = "; ".join(_error_text(e) for e in errors)
+    if any(_error_number(e) == _AUTHENTICATION_ERROR for e in errors):
+        return ("Slurm refused slurmrestd's token (wrong or expired: renew it with `scontrol "
+                f"token`): {text}")
+    if _refused(errors):
         return ("slurmrestd could not act for its user (a token that is wrong or expired, or "
-                f"slurmctld down): {'; '.join(_error_text(e) for e in errors)}")
-    return "; ".join(_error_text(e) for e in errors)
+                f"slurmctld down): {text}")
+    return text
+
+
+def _refused(errors: list[Mapping[str, Any]]) -> bool:
+    return any(e.get("source") in _REFUSED_SOURCES or _error_number(e) == _AUTHENTICATION_ERROR
+               for e in errors)
 
 
 def _wait_status(value: Any) -> tuple[int | None, int | None]:
@@ -204,7 +217,7 @@ def parse_rest_submit(status: int, document: Mapping[str, Any]) -> str:
     why = rest_failure(document)
     if why is None:
         raise TransientError(f"slurmrestd answered HTTP {status} without a job id or an error")
-    if any(e.get("source") == _REFUSED_SOURCE for e in _errors(document)):
+    if _refused(_errors(document)):
         raise TransientError(why)
     raise classify_sbatch_error(1, why)(why)
 
