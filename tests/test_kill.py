@@ -14,6 +14,7 @@ submission per job and every submission of the cancelled job cancelled.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import shutil
@@ -332,6 +333,41 @@ def test_killed_right_after_submitting_through_slurmrestd(
     """Slurm's REST daemon (files over SSH), every backend: a submission whose id was never
     stored is adopted by name; the same guarantees."""
     _kill_at(_crash(slurm_site, lab, record_property, rest=True), step)
+
+
+@pytest.mark.parametrize("cluster", ["local", "slurm"])
+def test_a_dead_managers_submission_is_adopted_in_the_first_cycle_with_a_line_naming_it(
+        tmp_path: Path, cluster: str, record_property: RecordProperty,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """kill -9 right after a submission: the restarted manager does not wait out
+    submit_grace; its first cycle finds the submission by name and adopts it, saying so."""
+    lab = lab_environment() if cluster == "slurm" else None
+    crash = _crash(next(make_site(tmp_path, f"sqlite:///{tmp_path / 'efi.db'}")), lab,
+                   record_property)
+    try:
+        crash.run(kill_at="submitted")
+        waiting = [role for role in EXPECTED if crash.row(role)["status"] == "running"
+                   and crash.row(role)["schedulerJobId"] is None]
+        assert waiting
+        manager = crash.site.manager(
+            command=crash.command,
+            destinations={
+                "default": Destination("default", crash.connector("default", QUICK), None,
+                                       KEEP),
+                "slow": Destination("slow", crash.connector("slow", SLOW), None, KEEP)},
+            routing={"est_color_ssn": "slow"})
+        with caplog.at_level(logging.INFO, logger="efi_job_manager.manager"):
+            report = manager.run_once()  # no clock advanced: inside submit_grace
+        adopted = {crash.ids[role] for role in waiting if crash.submissions(crash.ids[role])}
+        assert adopted
+        assert adopted <= set(report.recovered)
+        for job_id in adopted:
+            assert any(f"job {job_id}: claimed by" in r.message and "adopted now" in r.message
+                       for r in caplog.records), caplog.text
+            assert crash.site.raw(job_id)["schedulerJobId"] is not None
+    finally:
+        _leave_the_lab_clean(crash)
+        crash.site.close()
 
 
 def test_killed_again_and_again_at_random_moments_with_slurm(

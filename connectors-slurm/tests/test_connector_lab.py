@@ -44,9 +44,10 @@ def way_in(request: pytest.FixtureRequest) -> str:
 def test_a_job_runs_and_its_results_come_back(slurm: Slurm, mode: str) -> None:
     """COMPLETED 0:0; env_setup reached the job; results in spec.job_dir; quoting intact."""
     connector = slurm.connector(mode, env_setup="export EFI_MARK=from-env-setup",
+                                env={"EFI_SPACED": "two words $HOME"},
                                 partition="efi", cpus=1, memory="200M", time="10")
     tricky = "a'b $(id) `id` ;|&"
-    spec = slurm.spec((SH, "-c", 'printf "%s\\n" "$EFI_MARK" "$1" > out.txt; '
+    spec = slurm.spec((SH, "-c", 'printf "%s\\n" "$EFI_MARK" "$EFI_SPACED" "$1" > out.txt; '
                        'cp params.json seen-params.json; echo \'{"num_ids": 2}\' > stats.json',
                        SH, tricky))
     scheduler_id = slurm.submit(connector, spec)
@@ -57,7 +58,8 @@ def test_a_job_runs_and_its_results_come_back(slurm: Slurm, mode: str) -> None:
     assert (status.state, status.exit_code, status.reason) in (
         (S.COMPLETED, 0, None), (S.COMPLETED, None, None))
     assert connector.retrieve_job_results(spec) == spec.job_dir
-    assert (spec.job_dir / "out.txt").read_text() == f"from-env-setup\n{tricky}\n"
+    assert (spec.job_dir / "out.txt").read_text() == (
+        f"from-env-setup\ntwo words $HOME\n{tricky}\n")
     assert json.loads((spec.job_dir / "stats.json").read_text()) == {"num_ids": 2}
     assert (spec.job_dir / f"slurm-{scheduler_id}.out").exists()
     seen = json.loads((spec.job_dir / "seen-params.json").read_text())

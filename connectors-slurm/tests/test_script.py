@@ -7,6 +7,7 @@ Nothing here needs Slurm: prepare/retrieve are exercised with the local transpor
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -326,6 +327,19 @@ def test_empty_command_and_unusable_directory_are_refused(tmp_path: Path) -> Non
         render_batch_script(spec(tmp_path, ()), parse_settings({}))
     with pytest.raises(ValueError, match="#SBATCH"):
         render_batch_script(spec(tmp_path / "a dir"), parse_settings({}))
+
+
+def test_env_is_exported_quoted_after_env_setup_and_checked(tmp_path: Path) -> None:
+    settings = parse_settings({"env_setup": "module load java",
+                               "env": {"NXF_HOME": "/opt/nf home", "X": "$(id)\nls"}})
+    script = render_batch_script(spec(tmp_path), settings)
+    assert ("module load java\nexport NXF_HOME='/opt/nf home'\nexport X=$'$(id)\\x0als'\n"
+            "set -euo pipefail\n") in script
+    for env, key in [({"1X": "a"}, "env.1X"), ({"A B": "a"}, "env.\"A B\""),
+                     ({"EFI_JOB_MANAGER_DB_PASSWORD": "x"}, "env.EFI_JOB_MANAGER_DB_PASSWORD"),
+                     ({"X": 3}, "env.X")]:
+        with pytest.raises(ValueError, match=re.escape(key)):
+            parse_settings({"env": env})
 
 
 def test_remote_dir_relocates_the_command_and_the_directories(tmp_path: Path) -> None:

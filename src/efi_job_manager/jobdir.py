@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import Any
 from efi_job_manager.connector import Resources
 from efi_job_manager.jobfiles import atomic_copy_file, atomic_write_text
 
-__all__ = ["JobDirectory", "UnsafeJobDirectory"]
+__all__ = ["JobDirectory", "UnsafeJobDirectory", "claimer", "claimer_is_gone"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,31 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+def claimer() -> str:
+    """Who claims: ``<host>:<pid>`` of this process (recorded in ``claim.json``)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claimer_is_gone(by: object) -> bool:
+    """Whether the process that made a claim (``claim.json``'s ``by``) has ended.
+
+    Known only for a process of this host other than this one; any doubt (another host, an
+    older claim without ``by``, a process that still exists) is "not known to be gone".
+    """
+    if not isinstance(by, str):
+        return False
+    host, _, pid_text = by.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, another user's
+        return False
+    return False
 
 
 class JobDirectory:
@@ -207,7 +233,8 @@ class JobDirectory:
             self._forget_earlier_claims(uuid, now)
         # else a new directory: nothing to move aside or forget
         claim = secrets.token_hex(4)
-        self.write_json(f"{_NOTES}/claim.json", {"uuid": uuid, "claim": claim, "time": now})
+        self.write_json(f"{_NOTES}/claim.json", {"uuid": uuid, "claim": claim, "time": now,
+                                                 "by": claimer()})
         return claim
 
     def _forget_earlier_claims(self, uuid: str, now: datetime) -> None:

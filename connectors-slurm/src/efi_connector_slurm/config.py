@@ -148,6 +148,29 @@ def _env_name(value: Any) -> str:
     return value
 
 
+_ENV_EXPECTED = "a table of environment variable names to strings"
+
+
+def _environment(value: Any) -> dict[str, str]:
+    """The ``env`` table, each wrong name or value reported under its own key."""
+    if not isinstance(value, Mapping):
+        raise Invalid(_ENV_EXPECTED, value)
+    wrong: list[Invalid] = []
+    for name, text in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            wrong.append(Invalid("a shell variable name as the key (letters, digits, '_')",
+                                 text, key=str(name)))
+        elif name.startswith("EFI_JOB_MANAGER_"):
+            wrong.append(Invalid("a variable the pipeline needs: EFI_JOB_MANAGER_* are the "
+                                 "manager's settings and secrets, never a job's", text,
+                                 key=name))
+        elif not isinstance(text, str) or "\0" in text:
+            wrong.append(Invalid("a string without NUL", text, key=name))
+    if wrong:
+        raise ExceptionGroup("wrong environment variables", wrong)
+    return dict(value)
+
+
 def _strict(value: Any) -> bool | str:
     if not isinstance(value, bool) and value not in ("yes", "no", "accept-new"):
         raise ValueError(value)
@@ -282,6 +305,10 @@ class SlurmSettings(Profile):
         strict_host_key_checking: ssh's ``StrictHostKeyChecking``. A changed host key is a
             ``HostKeyError`` (a ``PermanentError``): nothing is done on the cluster until an
             operator checks the key, and no job fails for it (each cycle reports it).
+        env: Variables the pipeline gets, over both ways in (names to strings): exported
+            by the batch script, after ``env_setup`` and before the command (``NXF_HOME``,
+            ``JAVA_HOME``, a ``PATH`` that holds ``nextflow``…). Values are taken as written
+            (quoted: ``$HOME`` is not expanded; expand in ``env_setup``).
         env_setup: A shell line (the old ``SOURCE_ENV_CMD``: ``module load slurm``) run
             before every Slurm command and in the batch script before ``set -euo pipefail``.
         remote_dir: Where job directories live on the cluster side (``<remote_dir>/<id>``,
@@ -336,6 +363,8 @@ class SlurmSettings(Profile):
         None)
     strict_host_key_checking: Annotated[bool | str, Convert(
         "true, false, or one of 'yes', 'no', 'accept-new'", _strict)] = True
+    env: Annotated[Mapping[str, str], Convert(_ENV_EXPECTED, _environment)] = attrs.field(
+        factory=dict)
     env_setup: Annotated[str | None, Convert(
         "a shell line run before every Slurm command and in the batch script",
         _env_setup)] = None

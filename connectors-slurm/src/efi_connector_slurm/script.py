@@ -188,7 +188,8 @@ def render_batch_script(spec: JobSpec, settings: SlurmSettings) -> str:
     mem and cpus-per-task (see `resolve_resources`); the ``extra_sbatch`` lines of the
     defaults and the profiles; ``--output``/``--error`` (``slurm-%j.out``/``.err``) and
     ``--chdir`` in the job's directory on the cluster side. Then the ``env_setup`` line (if
-    any), ``set -euo pipefail`` and the command, each argument quoted.
+    any), an ``export`` line per ``env`` variable (quoted), ``set -euo pipefail`` and the
+    command, each argument quoted.
 
     Args:
         spec: The job; ``spec.resources`` overrides its profile (the site's
@@ -238,6 +239,7 @@ def batch_script(
     ]
     if settings.env_setup:
         lines.append(settings.env_setup)
+    lines += [f"export {name}={quote(value)}" for name, value in sorted(settings.env.items())]
     lines.append("set -euo pipefail")
     lines.append(" ".join(quote(arg) for arg in cluster_command(spec, settings, directory)))
     return "\n".join(lines) + "\n", resources

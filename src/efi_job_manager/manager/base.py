@@ -95,6 +95,8 @@ class ManagerBase:
         #: job id → (its stand-in in ``schedulerJobId``, the opaque id noted in its directory)
         self._opaque_ids: dict[int, tuple[int, str]] = {}
         self._cancel_settled: set[int] = set()  # cancelled jobs whose cancellation was sent
+        #: jobs without a scheduler id inside submit_grace whose wait this process has said
+        self._waits_said: set[int] = set()
         #: running jobs the scheduler knew at their last poll (no unknown period to clear)
         self._known_to_scheduler: set[int] = set()
         self._poll_resume_after = 0  # the last job polled when a poll step ran over

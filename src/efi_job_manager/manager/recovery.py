@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from efi_job_manager.events import EventKind
 from efi_job_manager.faults import reached
+from efi_job_manager.jobdir import claimer_is_gone
 from efi_job_manager.manager.report import Cycle, Destination, PlannedAction
 from efi_job_manager.manager.starting import StartStep
 from efi_job_manager.metrics import FailureCause
@@ -22,6 +24,8 @@ class RecoverStep(StartStep):
     """Recovers running jobs with no scheduler id past ``submit_grace``: adopt or restart."""
 
     def _recover(self, cycle: Cycle) -> None:
+        if not self.dry_run:
+            self._look_up_early(cycle)
         stale = self.repository.running_without_scheduler_id(
             since(cycle.now, self.settings.submit_grace))
         for job in stale:
@@ -55,6 +59,51 @@ class RecoverStep(StartStep):
                 if self._start(cycle, job):
                     cycle.recovered.append(job.id)
 
+
+    def _look_up_early(self, cycle: Cycle) -> None:
+        """Inside ``submit_grace``: adopt now what a manager that died had submitted.
+
+        A job claimed by a process of this host that has ended (``claim.json``'s ``by``)
+        is looked up by name once; what is found is adopted at once, instead of after the
+        grace period. Any other job without a scheduler id yet is said once per process,
+        with when it will be recovered: no wait goes unsaid.
+        """
+        cutoff = since(cycle.now, self.settings.submit_grace)
+        young = [job for job in self.repository.running_without_scheduler_id(None)
+                 if job.timeStarted is not None and job.timeStarted >= cutoff
+                 and job.id not in self._waits_said]
+        for job in young:
+            if self._halted(cycle):
+                return
+            self._waits_said.add(job.id)
+            record = self.job_dir(job.id).claim() or {}
+            claim = self.job_dir(job.id).claim_of(job.uuid)
+            started = job.timeStarted
+            if started is None:  # not reached: filtered above
+                continue
+            due = started + timedelta(seconds=self.settings.submit_grace)
+            destination = self.destination_of(job)
+            if claim is None or not claimer_is_gone(record.get("by")):
+                log.info("job %s: claimed at %s, no scheduler id yet; if none is stored, it is "
+                         "looked up on %s and recovered at %s", job.id, job.timeStarted,
+                         destination.name, due)
+                continue
+            try:
+                found = self._find(destination, job, claim)
+            except Exception as exc:  # not knowing is not "not submitted": wait for the grace
+                log.warning("job %s: claimed by %s, which has ended; cannot look it up on %s "
+                            "(%s): recovered at %s", job.id, record.get("by"),
+                            destination.name, exc, due)
+                continue
+            if found:
+                log.warning("job %s: claimed by %s, which has ended; its submission %s found "
+                            "on %s is adopted now", job.id, record.get("by"), found[0],
+                            destination.name)
+                self._adopt(cycle, job, destination, found)
+            else:
+                log.warning("job %s: claimed by %s, which has ended; nothing found on %s yet: "
+                            "looked up again and, if still not found, submitted at %s", job.id,
+                            record.get("by"), destination.name, due)
 
     def _adopt(self, cycle: Cycle, job: Job, destination: Destination,
                found: list[str]) -> None:
