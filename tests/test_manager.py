@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -25,6 +26,7 @@ from efi_job_manager.events import EventKind
 from efi_job_manager.manager import CycleReport, Destination, JobManager
 from efi_job_manager.repository import JobRepository, make_engine
 from efi_job_manager.status import SchedulerState, Status
+from efi_job_manager.transport import CommandTimeout
 
 
 @pytest.fixture
@@ -202,6 +204,42 @@ def test_a_crash_right_after_submitting_adopts_the_job_instead_of_resubmitting(
     # the start lost with the crash is announced once, by the adoption
     assert [(e.kind, e.scheduler_id) for e in site.events if e.job_id == 1] == [
         (EventKind.STARTED, submitted[0]), (EventKind.FINISHED, submitted[0])]
+
+
+def test_a_destination_that_times_out_is_asked_once_per_cycle(
+        site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Two jobs to recover, the scheduler does not answer: one lookup waits its timeout,
+    the other job is not looked up in that cycle (one line says so); the next cycle,
+    with the scheduler back, recovers both."""
+    site.insert(fasta_job(1), fasta_job(2))
+    connector = site.connector(EFI_STANDIN_DELAY="1")
+    crashing = site.manager(destinations={"default": Destination("default", connector)})
+
+    def crash(*_args: object) -> bool:
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(crashing.repository, "set_scheduler_ids", crash)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run_once()
+    restarted = site.manager(destinations={"default": Destination("default", connector, None,
+                                                                  3600)})
+    site.clock.advance(120)
+    asked: list[int] = []
+    find = connector.find_job
+
+    def no_answer(spec: JobSpec) -> list[str]:
+        asked.append(spec.job_id)
+        raise CommandTimeout(["squeue"], 60.0, "local")
+
+    monkeypatch.setattr(connector, "find_job", no_answer)
+    with caplog.at_level(logging.WARNING, logger="efi_job_manager.manager"):
+        report = restarted.run_once()
+    assert asked == [1]
+    assert report.recovered == ()
+    assert sum("did not answer" in r.message for r in caplog.records) == 1
+    monkeypatch.setattr(connector, "find_job", find)
+    site.clock.advance(120)  # the failed take-over moved the claim time: past the grace again
+    assert set(restarted.run_once().recovered) == {1, 2}
 
 
 def submissions(manager: JobManager, connector: LocalConnector, job_id: int) -> list[str]:

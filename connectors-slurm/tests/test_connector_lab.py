@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,9 @@ from efi_job_manager.status import SchedulerState as S
 from efi_job_manager.transport import CommandResult, CommandTimeout, HostKeyError, Transport
 
 if TYPE_CHECKING:
-    from conftest import Lab, Slurm
+    from conftest import Lab, Recording, Slurm
+
+    from efi_connector_slurm import SlurmConnector
 
 MODES = ["local", "ssh", "rest", "shared"]
 SH = "/bin/sh"
@@ -281,6 +283,33 @@ def test_slurmctld_down_answers_from_sacct_and_never_ends_a_job_on_absence(
         time.sleep(1)
     assert statuses[running].state is S.RUNNING
     assert statuses[held].reason == "JobHeldUser"
+
+
+def test_a_scheduler_that_does_not_answer_is_asked_once_then_held(
+        slurm: Slurm, lab: Lab, way_in: str,
+        recorded: Callable[[SlurmConnector], Recording]) -> None:
+    """slurmctld stopped: one submission is tried once, not retried within the cycle (each try
+    would wait as long again); the next job is not tried at all (the outage hold)."""
+    connector = slurm.connector(way_in)
+    specs = [slurm.spec((SH, "-c", "true")) for _ in range(2)]
+    params = [connector.prepare_job_environment(spec) for spec in specs]
+    recording = recorded(connector)
+    tries: list[str] = []
+    if connector.rest is not None:
+        submit = connector.rest.submit
+
+        def counting(*args: Any) -> str:
+            tries.append("submit")
+            return submit(*args)
+
+        connector.rest.submit = counting  # type: ignore[method-assign]
+    with lab.stopped("slurmctld"):
+        with pytest.raises(TransientError) as first:
+            connector.submit_job(specs[0], params[0])
+        with pytest.raises(TransientError, match="not submitting"):
+            connector.submit_job(specs[1], params[1])
+    assert (recording.count("sbatch") + len(tries)) == 1, (recording.calls, tries)
+    assert "not submitting" not in str(first.value)  # the first was tried, and failed
 
 
 def test_accounting_down_falls_back_to_squeue_and_scontrol(slurm: Slurm, lab: Lab) -> None:

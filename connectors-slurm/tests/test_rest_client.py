@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from efi_connector_slurm.rest import RestClient, TokenSource
-from efi_job_manager.toolkit import TransientError
+from efi_job_manager.toolkit import ConnectionFailed, TransientError
 
 SECRET = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.c2lnbmF0dXJl"
 
@@ -82,8 +82,9 @@ def test_a_missing_token_is_a_site_fault_that_says_where(tmp_path: Path,
 
 def test_no_daemon_on_the_socket_is_transient(tmp_path: Path) -> None:
     client = RestClient(f"unix:{tmp_path / 'slurmrestd.sock'}", None, timeout=5)
-    with pytest.raises(TransientError, match=r"GET /slurm/v0.0.38/ping on slurmrestd at "
-                                             r"unix:.*cannot be reached"):
+    # ConnectionFailed (a TransientError): the manager skips the destination for the cycle
+    with pytest.raises(ConnectionFailed, match=r"cannot reach slurmrestd at unix:.*: GET "
+                                               r"/slurm/v0.0.38/ping: cannot be reached"):
         client.get("/slurm/v0.0.38/ping")
     client.close()
 

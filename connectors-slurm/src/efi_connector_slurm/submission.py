@@ -36,6 +36,8 @@ from efi_connector_slurm.staging import Placement, placement
 from efi_job_manager.toolkit import (
     SCHEDULER,
     CommandResult,
+    CommandTimeout,
+    ConnectionFailed,
     ConnectorError,
     HostKeyError,
     JobOutcome,
@@ -47,7 +49,7 @@ from efi_job_manager.toolkit import (
     retry_call,
 )
 
-__all__ = ["OUTAGE_HOLD", "Submitter"]
+__all__ = ["NO_ANSWER_MARKERS", "OUTAGE_HOLD", "Submitter"]
 
 # The connector's logger: submission was part of it, and log configurations name it.
 log = logging.getLogger("efi_connector_slurm.connector")
@@ -122,19 +124,29 @@ class Submitter:
                     if found[1:]:
                         self._cancel_jobs(found[1:])
                     return found[0]
-            if submit is not None:
-                return submit(spec, where.directory)
-            result = transport.run(sbatch_command(where.script_path),
-                                   timeout=settings.command_timeout)
+            try:
+                if submit is not None:
+                    return submit(spec, where.directory)
+                result = transport.run(sbatch_command(where.script_path),
+                                       timeout=settings.command_timeout)
+            except (CommandTimeout, ConnectionFailed) as exc:
+                raise _NoAnswer(exc) from exc
             if result.ok:
                 return parse_sbatch_output(result.stdout)
             error = classify_sbatch_error(result.returncode, result.stderr)
-            raise error(_refusal(transport, spec, result))
+            refusal = error(_refusal(transport, spec, result))
+            if isinstance(refusal, TransientError) and any(
+                    marker in result.stderr for marker in NO_ANSWER_MARKERS):
+                raise _NoAnswer(refusal)
+            raise refusal
 
         try:
             scheduler_id = retry_call(
                 SCHEDULER, once, on=(TransientError,), name=f"sbatch {spec.name}"
             )
+        except _NoAnswer as stop:  # not again in this cycle: each try would wait as long
+            self._outage = (time.monotonic(), str(stop.error))
+            raise stop.error from None
         except TransientError as exc:
             self._outage = (time.monotonic(), str(exc))
             raise
@@ -249,6 +261,20 @@ def _batch_outcome(transport: Transport, spec: JobSpec, where: Placement,
 
 def _as_result(record: SbatchRecord) -> CommandResult:
     return CommandResult((), record.returncode or 0, record.stdout, record.stderr, 0.0)
+
+
+#: sbatch's messages when slurmctld does not answer at all: sbatch has waited (and retried)
+#: already, so trying again within the cycle only makes the cycle wait as long again.
+NO_ANSWER_MARKERS = ("Unable to contact slurm controller", "Slurm controller not responding",
+                     "Socket timed out")
+
+
+class _NoAnswer(Exception):
+    """The scheduler did not answer: not retried within the cycle (carries the error)."""
+
+    def __init__(self, error: TransientError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _refusal(transport: Transport, spec: JobSpec, result: CommandResult) -> str:

@@ -32,6 +32,7 @@ from efi_job_manager.repository import (
 )
 from efi_job_manager.sharing import SharePolicy, resolve_group
 from efi_job_manager.status import Status
+from efi_job_manager.transport import CommandTimeout, ConnectionFailed
 
 __all__ = ["ManagerBase"]
 
@@ -186,6 +187,19 @@ class ManagerBase:
         self._destination_of[job.id] = name
         return self.destinations[name]
 
+
+    @staticmethod
+    def _no_answer(cycle: Cycle, destination: Destination, error: BaseException) -> None:
+        """A destination that did not answer (timeout, unreachable) is left for this cycle.
+
+        The rest of the cycle skips its per-job calls (lookups, copies, submissions), so
+        one dead scheduler costs one timeout, not one per job; said once, here.
+        """
+        if isinstance(error, CommandTimeout | ConnectionFailed) and \
+                destination.name not in cycle.unavailable:
+            cycle.unavailable.add(destination.name)
+            log.warning("destination %s did not answer (%s): skipped for the rest of this "
+                        "cycle", destination.label, error)
 
     def _release(self, job: JobRef) -> None:
         """Remove what an ended job left where it ran, unless its destination keeps it.

@@ -211,10 +211,14 @@ class PollStep(ManagerBase):
 
     def _collect(self, cycle: Cycle, job: JobRef, connector: BaseConnector, spec: JobSpec,
                  details: Mapping[str, Any]) -> None:
+        destination = self.destination_of(job)
+        if destination.name in cycle.unavailable:  # it did not answer: next cycle
+            return
         try:
-            with self.metrics.command(self.destination_of(job).name, "retrieve"):
+            with self.metrics.command(destination.name, "retrieve"):
                 job_dir = connector.retrieve_job_results(spec)
         except TransientError as exc:
+            self._no_answer(cycle, destination, exc)
             cycle.errors.append(f"results of job {job.id}: {exc}")
             log.warning("job %s: results not retrievable yet: %s", job.id, exc)
             return

@@ -34,16 +34,19 @@ class RecoverStep(StartStep):
             if self.dry_run:
                 cycle.planned.append(PlannedAction(job.id, "recover", self.route(job.job_type)))
                 continue
+            destination = self.destination_of(job)
+            if destination.name in cycle.unavailable:  # it did not answer this cycle
+                continue
             if not self.repository.take_over(job):
                 cycle.lost_races.append(job.id)
                 continue
             reached("taken-over")
-            destination = self.destination_of(job)
             claim = self.job_dir(job.id).claim_of(job.uuid)
             try:
                 # only this claim's submissions: never an earlier run's, never another row's
                 found = [] if claim is None else self._find(destination, job, claim)
             except Exception as exc:
+                self._no_answer(cycle, destination, exc)
                 # Not knowing whether it was submitted is not "not submitted": submitting
                 # again could run it twice. Try again next cycle.
                 cycle.errors.append(f"recovering job {job.id}: find_job failed: {exc}")
@@ -88,9 +91,12 @@ class RecoverStep(StartStep):
                          "looked up on %s and recovered at %s", job.id, job.timeStarted,
                          destination.name, due)
                 continue
+            if destination.name in cycle.unavailable:
+                continue
             try:
                 found = self._find(destination, job, claim)
             except Exception as exc:  # not knowing is not "not submitted": wait for the grace
+                self._no_answer(cycle, destination, exc)
                 log.warning("job %s: claimed by %s, which has ended; cannot look it up on %s "
                             "(%s): recovered at %s", job.id, record.get("by"),
                             destination.name, exc, due)

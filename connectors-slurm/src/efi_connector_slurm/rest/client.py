@@ -26,7 +26,7 @@ from typing import Any, Final
 import attrs
 import httpx
 
-from efi_job_manager.toolkit import TransientError
+from efi_job_manager.toolkit import ConnectionFailed, TransientError
 
 __all__ = ["API_VERSION", "RestAnswer", "RestClient", "TokenSource"]
 
@@ -163,11 +163,12 @@ class RestClient:
         try:
             answer = self._http.request(method, path, params=params, json=body,
                                         headers=headers)
-        except httpx.TimeoutException:
-            raise TransientError(f"{where}: no answer within {self._timeout():.0f} s") from None
+        except httpx.TimeoutException:  # ConnectionFailed: the manager skips it this cycle
+            raise ConnectionFailed(self.description, f"{method} {path}: no answer within "
+                                   f"{self._timeout():.0f} s") from None
         except httpx.TransportError as exc:
-            raise TransientError(f"{where}: cannot be reached ({type(exc).__name__}: "
-                                 f"{exc})") from None
+            raise ConnectionFailed(self.description, f"{method} {path}: cannot be reached "
+                                   f"({type(exc).__name__}: {exc})") from None
         if answer.status_code in (401, 403):
             raise TransientError(
                 f"{where}: the token was refused (HTTP {answer.status_code}): it may have "
