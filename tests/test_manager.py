@@ -188,6 +188,7 @@ def test_a_crash_right_after_submitting_adopts_the_job_instead_of_resubmitting(
         crashing.run_once()
     assert site.status(1) == "running"
     assert site.raw(1)["schedulerJobId"] is None
+    claimed = site.raw(1)["timeStarted"]
     submitted = submissions(crashing, connector, 1)
     assert len(submitted) == 1
 
@@ -199,6 +200,8 @@ def test_a_crash_right_after_submitting_adopts_the_job_instead_of_resubmitting(
     report = restarted.run_once()
     assert report.recovered == (1,)
     assert str(site.raw(1)["schedulerJobId"]) == submitted[0]
+    # the row keeps its claim's start, not the adoption's (120 s later)
+    assert abs(site.raw(1)["timeStarted"] - claimed) <= timedelta(seconds=2)
     run_until(restarted, lambda: site.status(1) == "finished")
     assert submissions(restarted, connector, 1) == submitted
     # the start lost with the crash is announced once, by the adoption

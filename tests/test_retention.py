@@ -6,6 +6,8 @@ With the local connector (its records in ``state_dir``); the Slurm connector's
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,3 +74,26 @@ def test_a_running_jobs_records_are_never_cleaned(site: Site) -> None:
     connector.release_job(1)  # even asked directly: the wrapper runs, its record stays
     assert connector.leftover_jobs() == [1]
     connector.cancel_jobs([str(site.raw(1)["schedulerJobId"])])
+
+
+def test_a_killed_writers_temporary_files_are_removed_when_the_job_ends(site: Site) -> None:
+    """``.params.json.<hex>.tmp`` left by a kill -9 goes when the job ends; a fresh one (a
+    write in progress) and a link of that name stay."""
+    manager = _manager(site, site.connector(EFI_STANDIN_DELAY="1"))  # type: ignore[arg-type]
+    site.insert(fasta_job(1))
+    manager.run_once()
+    job_dir = site.results / "1"
+    stale = job_dir / ".params.json.0123456789ab.tmp"
+    stale_note = job_dir / ".efi" / ".claim.json.ba9876543210.tmp"
+    fresh = job_dir / ".stats.json.aaaaaaaaaaaa.tmp"
+    link = job_dir / ".x.json.bbbbbbbbbbbb.tmp"
+    for path in (stale, stale_note, fresh):
+        path.write_text("{")
+    link.symlink_to(stale_note)
+    for path in (stale, stale_note):
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    run_until(manager, lambda: site.status(1) == "finished")
+    assert not stale.exists()
+    assert not stale_note.exists()
+    assert fresh.exists()
+    assert link.is_symlink()

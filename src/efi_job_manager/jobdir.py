@@ -35,7 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from efi_job_manager.connector import Resources
-from efi_job_manager.jobfiles import atomic_copy_file, atomic_write_text
+from efi_job_manager.jobfiles import (
+    atomic_copy_file,
+    atomic_write_text,
+    remove_stale_temporaries,
+)
 
 __all__ = ["JobDirectory", "UnsafeJobDirectory", "claimer", "claimer_is_gone"]
 
@@ -260,6 +264,13 @@ class JobDirectory:
         record = self.claim()
         value = record.get("claim") if record and record.get("uuid") == uuid else None
         return value if isinstance(value, str) else None
+
+    def tidy(self) -> int:
+        """Remove what killed writers left (stale temporary files) here and in ``.efi/``."""
+        if not self.exists():
+            return 0
+        return sum(remove_stale_temporaries(folder) for folder in (self.path,
+                                                                    self.path / _NOTES))
 
     def record_resources(self, resources: Resources) -> None:
         """Remember resource overrides for the job's next submissions (a retry's larger time).

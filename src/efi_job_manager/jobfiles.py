@@ -13,12 +13,13 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_copy_file", "atomic_write_text", "connector_folder", "one_sync",
-           "relocate_params"]
+__all__ = ["STALE_TEMPORARY_AGE", "atomic_copy_file", "atomic_write_text", "connector_folder",
+           "one_sync", "relocate_params", "remove_stale_temporaries"]
 
 # Set inside `one_sync`: the durable writes owed a sync (a list, so nested blocks share it).
 _owed: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("_owed", default=None)
@@ -63,6 +64,37 @@ def _temporary_beside(path: Path) -> tuple[int, Path]:
         except FileNotFoundError:
             path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+
+
+_TEMPORARY_RE = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
+STALE_TEMPORARY_AGE = 3600.0
+"""Seconds after which a temporary file of `atomic_write_text` is a crash's leftover."""
+
+
+def remove_stale_temporaries(folder: Path, *, older_than: float = STALE_TEMPORARY_AGE) -> int:
+    """Remove the temporary files a killed writer left in ``folder`` (not below it).
+
+    Only this module's names (``.<name>.<12 hex>.tmp``), regular files (a link is never
+    followed nor removed), last changed more than ``older_than`` seconds ago: a write in
+    progress takes milliseconds. A folder that does not exist holds none.
+
+    Returns:
+        How many were removed.
+    """
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for entry in entries:
+        if not _TEMPORARY_RE.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if now - entry.stat(follow_symlinks=False).st_mtime > older_than:
+                os.unlink(entry.path)
+                removed += 1
+    return removed
 
 
 def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:

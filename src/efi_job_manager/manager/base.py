@@ -268,6 +268,7 @@ class ManagerBase:
         try:
             self.job_dir(job.id).record_failure(reason, cycle.now, job_type=job.job_type,
                                                 **details)
+            self.job_dir(job.id).tidy()
             self.share.apply(self.job_dir(job.id).path)
         except UnsafeJobDirectory as exc:  # the job's own directory: it fails all the same
             log.error("job %s: cannot write failure.json: %s", job.id, exc)

@@ -232,6 +232,7 @@ class PollStep(ManagerBase):
             return
         reached("retrieved")
         try:
+            self.job_dir(job.id).tidy()
             self.share.apply(job_dir)
         except OSError as exc:  # the site's setting or disk, not the job: it waits
             message = (f"the results directory {self.results_dir}: cannot give results the "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from efi_job_manager.events import EventKind
 from efi_job_manager.faults import reached
@@ -111,6 +111,17 @@ class RecoverStep(StartStep):
                             "looked up again and, if still not found, submitted at %s", job.id,
                             record.get("by"), destination.name, due)
 
+    def _claimed_at(self, job: Job) -> datetime | None:
+        """When this claim of ``job`` began (``claim.json``), if it can be read."""
+        record = self.job_dir(job.id).claim() or {}
+        text = record.get("time")
+        if record.get("uuid") != job.uuid or not isinstance(text, str):
+            return None
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            return None
+
     def _adopt(self, cycle: Cycle, job: Job, destination: Destination,
                found: list[str]) -> None:
         keep, extra = found[0], found[1:]
@@ -123,7 +134,8 @@ class RecoverStep(StartStep):
             cycle.errors.append(f"job {job.id}: cannot note its scheduler id {keep} in its "
                                 "directory; adopting it next cycle")
             return
-        won = self.repository.set_scheduler_id(job.id, keep)
+        # the row's start is the claim's, not this adoption's (the take-over moved it)
+        won = self.repository.set_scheduler_id(job.id, keep, started=self._claimed_at(job))
         if not won:
             cycle.lost_races.append(job.id)
             return

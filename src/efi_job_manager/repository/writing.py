@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -74,8 +75,12 @@ class Transitions(RepositoryBase):
         log.debug("job %s: %s → %s %s", job_id, from_.value, to.value, "won" if won else "lost")
         return won
 
-    def set_scheduler_id(self, job_id: int, scheduler_id: str) -> bool:
+    def set_scheduler_id(self, job_id: int, scheduler_id: str, *,
+                         started: datetime | None = None) -> bool:
         """Record the scheduler's id of a ``running`` job that has none yet.
+
+        ``started``: also write ``timeStarted`` (an adoption gives back the claim's time,
+        which the take-over had moved to restart the grace period).
 
         Compare-and-set on ``schedulerJobId IS NULL``: of two managers that
         submitted the same job, only the first records its id; the loser must
@@ -87,9 +92,10 @@ class Transitions(RepositoryBase):
         Raises:
             InvalidSchedulerId: ``scheduler_id`` is empty, too long or not printable text.
         """
-        return job_id in self.set_scheduler_ids({job_id: scheduler_id})
+        return job_id in self.set_scheduler_ids({job_id: scheduler_id}, started=started)
 
-    def set_scheduler_ids(self, scheduler_ids: Mapping[int, str]) -> set[int]:
+    def set_scheduler_ids(self, scheduler_ids: Mapping[int, str], *,
+                          started: datetime | None = None) -> set[int]:
         """`set_scheduler_id` for many jobs in one transaction; return the ids that won.
 
         Each row is its own compare-and-set; only the commit is shared.
@@ -103,7 +109,8 @@ class Transitions(RepositoryBase):
             return set()
         table = self._table
         won: set[int] = set()
-        stamp = self._stamped({}, self.clock())
+        stamp = self._stamped({} if started is None else {"timeStarted": started},
+                              self.clock())
         with self.engine.begin() as conn:
             for job_id, value in values.items():
                 stmt = (update(table)
