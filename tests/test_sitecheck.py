@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,11 +119,19 @@ params = {{ efi_config = "{data / 'efi.config'}", fasta_db = "{data / 'blast' / 
     (data / "efi.config").write_text("[database]\n")
     nextflow = tmp_path / "bin" / "nextflow-not-installed"
     nextflow.parent.mkdir()
-    nextflow.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    # what Nextflow's launcher says without Java: it is there, and cannot run
+    nextflow.write_text('#!/bin/sh\necho "ERROR: Cannot find Java or it\'s not executable" >&2'
+                        '\nexit 1\n')
     nextflow.chmod(0o755)
     path.write_text(path.read_text().replace('"nextflow-not-installed"', f'"{nextflow}"'))
     code, out = check(path, capsys)
+    assert code == 1, out
+    assert (f"! the pipeline's program cannot run: {nextflow} -version exited 1: ERROR: "
+            "Cannot find Java or it's not executable") in out
+    nextflow.write_text('#!/bin/sh\n[ "$1" = -version ] && echo "nextflow version 24.04.4"\n')
+    code, out = check(path, capsys)
     assert code == 0, out
+    assert f"`{nextflow} -version` runs" in out
 
 
 def test_rows_with_unknown_statuses_and_job_types_are_named_by_id(

@@ -235,6 +235,20 @@ def test_an_invalid_partition_is_permanent_with_slurms_message(slurm: Slurm, mod
         connector.health_check()
 
 
+def test_check_runs_the_pipelines_program_where_sbatch_runs_with_the_jobs_env(
+        slurm: Slurm, mode: str) -> None:
+    """``check``'s probe: it runs after env_setup with ``env``, and a program that is there
+    but cannot run says its exit status and why."""
+    connector = slurm.connector(mode, env={"EFI_X": "a b"}, env_setup="export EFI_Y=set")
+    assert connector.check_command(["/usr/bin/python3", "--version"]) is None
+    assert connector.check_command([SH, "-c", 'test "$EFI_X" = "a b" && test "$EFI_Y" = set'
+                                    ]) is None
+    failed = connector.check_command([SH, "-c", "echo 'Cannot find Java' >&2; exit 1"])
+    assert failed is not None
+    assert "exited 1" in failed
+    assert failed.endswith("Cannot find Java")
+
+
 def test_health_check_passes(slurm: Slurm, mode: str) -> None:
     connector = slurm.connector(mode, partition="efi", profiles={"est": {"partition": "debug"}})
     connector.health_check()

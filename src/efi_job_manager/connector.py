@@ -449,6 +449,23 @@ class BaseConnector(abc.ABC):
         """
         return None
 
+    def check_command(self, argv: Sequence[str]) -> str | None:
+        """Run ``argv`` where this connector's jobs run, with their environment, for ``check``.
+
+        ``argv`` comes from the site's configuration (the pipeline's program and its
+        ``version_args``), never from a job; it is passed as arguments, never as shell text.
+
+        Returns:
+            None when it exited 0, else one line: what ran, its exit status and the end of
+            its standard error.
+
+        Raises:
+            NotImplementedError: this connector cannot run a command there (the default;
+                ``check`` then says it was not run).
+            ConnectorError: the cluster could not be reached.
+        """
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release connections and other resources. May be called more than once."""
 

@@ -7,11 +7,13 @@ It reads and probes, and changes nothing in the table.
 
 from __future__ import annotations
 
+import shlex
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from efi_job_manager.config import Settings
+from efi_job_manager.connector import BaseConnector
 from efi_job_manager.faults import SiteFault, probe_readable_dir, probe_writable_dir
 from efi_job_manager.manager import JobManager
 from efi_job_manager.notify import check_smtp
@@ -150,4 +152,27 @@ def _destination(manager: JobManager, name: str, out: Callable[[str], None]) -> 
         return len(missing)
     checked = len(needs.executables) + len(needs.paths)
     out(f"{label}: ok ({checked} executables and paths for {len(job_types)} job types)")
-    return 0
+    return _probes(connector, label, needs.probes, out)
+
+
+def _probes(connector: BaseConnector, label: str, probes: Sequence[Sequence[str]],
+            out: Callable[[str], None]) -> int:
+    """Run each pipeline program's version command where the jobs run (its environment)."""
+    problems = 0
+    for argv in probes:
+        shown = shlex.join(argv)
+        try:
+            failed = connector.check_command(argv)
+        except NotImplementedError:
+            out(f"{label}: `{shown}` not run (this connector cannot run a command there)")
+            continue
+        except Exception as exc:
+            out(f"{label}: ! `{shown}` could not be run: {exc}")
+            problems += 1
+            continue
+        if failed is None:
+            out(f"{label}: `{shown}` runs")
+        else:
+            out(f"{label}: ! the pipeline's program cannot run: {failed}")
+            problems += 1
+    return problems

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -39,6 +40,8 @@ from efi_job_manager.toolkit import (
 )
 
 __all__ = ["LocalConnector", "default_state_dir"]
+
+_CHECK_TIMEOUT = 60.0  # seconds `check` waits for the pipeline's program to print its version
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +287,21 @@ class LocalConnector(BaseConnector):
                 problems.append(f"{command}: not found on the jobs' PATH ({search})")
         problems += [f"{path}: does not exist" for path in paths if not os.path.exists(path)]
         return problems
+
+    def check_command(self, argv: Sequence[str]) -> str | None:
+        """Run ``argv`` here with the jobs' environment; None if it exited 0."""
+        try:
+            done = subprocess.run(list(argv), capture_output=True, text=True, check=False,
+                                  timeout=_CHECK_TIMEOUT,
+                                  env=pipeline_environment(self.env, self.env_passthrough))
+        except subprocess.TimeoutExpired:
+            return f"{shlex.join(argv)}: no answer within {_CHECK_TIMEOUT:.0f} s"
+        except OSError as exc:
+            return f"{shlex.join(argv)}: cannot be run ({exc.strerror or exc})"
+        if done.returncode == 0:
+            return None
+        said = " ".join((done.stderr or done.stdout).split())[-300:]
+        return f"{shlex.join(argv)} exited {done.returncode}{': ' + said if said else ''}"
 
     def output_files(self, scheduler_id: str) -> list[str]:
         """``stderr.log`` and ``stdout.log``, which the wrapper writes in the job directory."""

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,7 +42,7 @@ from efi_connector_slurm.commands import (
     validate_job_id,
 )
 from efi_connector_slurm.config import SlurmSettings, parse_settings
-from efi_connector_slurm.mount import MountedTransport, PathMap
+from efi_connector_slurm.mount import make_transport
 from efi_connector_slurm.parsing import (
     classify_sbatch_error,
     error_text,
@@ -59,7 +58,7 @@ from efi_connector_slurm.script import (
     render_batch_script,
     retry_resources,
 )
-from efi_connector_slurm.sitecheck import check_site, health_check, way_in
+from efi_connector_slurm.sitecheck import check_command, check_site, health_check, way_in
 from efi_connector_slurm.staging import (
     Placement,
     placement,
@@ -76,11 +75,9 @@ from efi_job_manager.toolkit import (
     HostKeyError,
     JobOutcome,
     JobSpec,
-    LocalTransport,
     PermanentError,
     Resources,
     SchedulerStatus,
-    SshTransport,
     TransientError,
     Transport,
     one_sync,
@@ -137,7 +134,7 @@ class SlurmConnector(BaseConnector):
         #: The validated settings.
         self.settings: SlurmSettings = parse_settings(self.config)
         #: Where the Slurm commands run.
-        self.transport: Transport = self._make_transport()
+        self.transport: Transport = make_transport(self.settings)
         self._statuses = StatusReader(on_squeue_answer=self._controller_answers)
         self._user_name: str | None = None
         self._submitter = Submitter(find_job=self.find_job, cancel_jobs=self.cancel_jobs)
@@ -156,33 +153,6 @@ class SlurmConnector(BaseConnector):
             except ValueError as exc:
                 raise ConfigError(f"slurm connector settings: {key}: {exc}") from None
         return RestScheduler(s)
-
-    def _make_transport(self) -> Transport:
-        s = self.settings
-        if s.transport == "local":
-            env = {"SLURM_CONF": s.slurm_conf} if s.slurm_conf else None
-            # sbatch exports its environment to the job: only an allow-list, never secrets
-            passthrough = ("SLURM_CONF", *s.env_passthrough)
-            if s.remote_dir_mount is not None:
-                assert s.remote_dir is not None  # parse_settings requires it  # noqa: S101
-                return MountedTransport(PathMap(s.remote_dir, s.remote_dir_mount), env=env,
-                                        passthrough=passthrough, env_setup=s.env_setup)
-            return LocalTransport(env=env, passthrough=passthrough, env_setup=s.env_setup)
-        setup = s.env_setup
-        if s.slurm_conf:
-            export = f"export SLURM_CONF={shlex.quote(s.slurm_conf)}"
-            setup = f"{export}\n{setup}" if setup else export
-        assert s.host is not None  # parse_settings requires it for ssh  # noqa: S101
-        return SshTransport(
-            s.host,
-            user=s.user,
-            port=s.port,
-            identity_file=s.identity_file,
-            known_hosts=s.known_hosts,
-            strict_host_key_checking=s.strict_host_key_checking,
-            config_file=s.ssh_config,
-            env_setup=setup,
-        )
 
     def _run(self, argv: Sequence[str]) -> CommandResult:
         """Run a Slurm command; transport failures raise (`TransientError` for the way there)."""
@@ -465,6 +435,10 @@ class SlurmConnector(BaseConnector):
         than its login node is not covered by this check.
         """
         return check_site(self.transport, self.settings, executables, paths)
+
+    def check_command(self, argv: Sequence[str]) -> str | None:
+        """Run ``argv`` where ``sbatch`` runs, as a job's environment has it (`sitecheck`)."""
+        return check_command(self.transport, self.settings, argv)
 
     def output_files(self, scheduler_id: str) -> list[str]:
         """``slurm-<id>.err`` and ``slurm-<id>.out``: the batch script's error and output."""

@@ -12,20 +12,23 @@ output that starts with the mount is moved back, so that what `grep -l` prints i
 among the paths the connector asked about.
 
 Only whole arguments and line starts are translated: an ``--option=path`` argument is meant
-for the cluster and is left alone.
+for the cluster and is left alone. `make_transport` builds the transport a destination's
+settings choose (this one, `LocalTransport` or `SshTransport`).
 """
 
 from __future__ import annotations
 
 import posixpath
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 
-from efi_job_manager.toolkit import CommandResult, LocalTransport
+from efi_connector_slurm.config import SlurmSettings
+from efi_job_manager.toolkit import CommandResult, LocalTransport, SshTransport, Transport
 
-__all__ = ["MountedTransport", "PathMap"]
+__all__ = ["MountedTransport", "PathMap", "make_transport"]
 
 _COMMAND_TIMEOUT = 60.0  # LocalTransport's own defaults: every caller here passes its own
 _TRANSFER_TIMEOUT = 3600.0
@@ -106,3 +109,32 @@ class MountedTransport(LocalTransport):
     def write_text(self, remote: str, text: str, *, timeout: float = _COMMAND_TIMEOUT) -> None:
         """Write a file in the mount; see `LocalTransport.write_text`."""
         super().write_text(self.paths.to_here(remote), text, timeout=timeout)
+
+
+def make_transport(settings: SlurmSettings) -> Transport:
+    """The transport the settings choose: here, here through a mount, or over SSH."""
+    s = settings
+    if s.transport == "local":
+        env = {"SLURM_CONF": s.slurm_conf} if s.slurm_conf else None
+        # sbatch exports its environment to the job: only an allow-list, never secrets
+        passthrough = ("SLURM_CONF", *s.env_passthrough)
+        if s.remote_dir_mount is not None:
+            assert s.remote_dir is not None  # parse_settings requires it  # noqa: S101
+            return MountedTransport(PathMap(s.remote_dir, s.remote_dir_mount), env=env,
+                                    passthrough=passthrough, env_setup=s.env_setup)
+        return LocalTransport(env=env, passthrough=passthrough, env_setup=s.env_setup)
+    setup = s.env_setup
+    if s.slurm_conf:
+        export = f"export SLURM_CONF={shlex.quote(s.slurm_conf)}"
+        setup = f"{export}\n{setup}" if setup else export
+    assert s.host is not None  # parse_settings requires it for ssh  # noqa: S101
+    return SshTransport(
+        s.host,
+        user=s.user,
+        port=s.port,
+        identity_file=s.identity_file,
+        known_hosts=s.known_hosts,
+        strict_host_key_checking=s.strict_host_key_checking,
+        config_file=s.ssh_config,
+        env_setup=setup,
+    )

@@ -9,6 +9,7 @@ which way in the settings chose.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 from efi_connector_slurm.commands import sacct_version_command, sinfo_partitions_command
@@ -16,7 +17,7 @@ from efi_connector_slurm.config import SlurmSettings
 from efi_connector_slurm.parsing import classify_sbatch_error, error_text, parse_partitions
 from efi_job_manager.toolkit import PermanentError, TransientError, Transport
 
-__all__ = ["check_site", "health_check", "way_in"]
+__all__ = ["check_command", "check_site", "health_check", "way_in"]
 
 #: Prints ``x:<command>`` for each executable that cannot be run and ``p:<path>`` for
 #: each path that does not exist, of its ``x:``/``p:`` arguments (never job data).
@@ -140,3 +141,22 @@ def way_in(settings: SlurmSettings, transport: str) -> str:
     else:
         files = f"files copied into {s.remote_dir}, on a file system shared at the same path"
     return f"{way}; {files}"
+
+
+def check_command(transport: Transport, settings: SlurmSettings,
+                  argv: Sequence[str]) -> str | None:
+    """Run ``argv`` where ``sbatch`` runs, after ``env_setup``, with ``env``.
+
+    Returns None if it exited 0, else one line (`BaseConnector.check_command`).
+
+    Raises:
+        TransientError: the cluster could not be reached.
+    """
+    variables = [f"{name}={value}" for name, value in sorted(settings.env.items())]
+    command = ["env", *variables, *argv] if variables else list(argv)
+    result = transport.run(command, timeout=settings.command_timeout)
+    if result.ok:
+        return None
+    said = " ".join((result.stderr or result.stdout).split())[-300:]
+    return (f"{shlex.join(argv)} exited {result.returncode} on {transport.description}"
+            f"{': ' + said if said else ''}")

@@ -93,10 +93,12 @@ class SiteNeeds:
     Attributes:
         executables: Commands: a bare name is looked up on the jobs' ``PATH``.
         paths: Files and folders that must exist.
+        probes: Commands that must run and exit 0 there (each program's version).
     """
 
     executables: tuple[str, ...]
     paths: tuple[str, ...]
+    probes: tuple[tuple[str, ...], ...] = ()
 
 
 class Catalogue:
@@ -131,7 +133,8 @@ class Catalogue:
                       params: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
                       efi_db: EfiDatabases,
                       predefined_taxonomy_filters: Sequence[str] | None = None,
-                      job_classes: Mapping[str, type[Job]] = JOB_CLASSES) -> Catalogue:
+                      job_classes: Mapping[str, type[Job]] = JOB_CLASSES,
+                      version_args: Sequence[str] | None = None) -> Catalogue:
         """Build the catalogue from the ``[pipelines]`` settings.
 
         Args:
@@ -144,6 +147,8 @@ class Catalogue:
             efi_db: How a row's ``efi_db_version`` picks the EFI database.
             predefined_taxonomy_filters: Names of EST's predefined taxonomy filters.
             job_classes: The model's classes per job type.
+            version_args: What makes the command's program print its version (``check``);
+                None: ``-version`` for EST's template, ``--version`` for a command.
 
         Raises:
             CatalogueError: an unknown job type, placeholder, key or value.
@@ -165,9 +170,11 @@ class Catalogue:
                 "pipelines.predefined_taxonomy_filters")
         except ValueError as exc:
             raise CatalogueError(str(exc)) from None
+        if version_args is None:
+            version_args = ("-version",) if command is None else ("--version",)
         site = SiteSettings(nextflow=nextflow, pipeline_dir=pipeline_dir, config_dir=config_dir,
                      command=template, params=site_params, efi_db=efi_db,
-                     predefined_filters=names)
+                     predefined_filters=names, version_args=tuple(version_args))
         return cls(types, checked, job_classes, site)
 
     # -- queries ---------------------------------------------------------------------------
@@ -216,7 +223,9 @@ class Catalogue:
                 for item in value.values() if isinstance(value, Mapping) else [value]:
                     if isinstance(item, str) and item.startswith("/"):
                         paths[item if key == "efi_config" else str(Path(item).parent)] = None
-        return SiteNeeds(tuple(executables), tuple(paths))
+        probes = tuple((program, *site.version_args) for program in executables
+                       ) if site.version_args else ()
+        return SiteNeeds(tuple(executables), tuple(paths), probes)
 
     def result_columns(self, job_type: str) -> Mapping[str, str]:
         """Return ``stats.json key → column`` for a job type (empty if unknown)."""

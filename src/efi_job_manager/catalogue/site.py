@@ -157,6 +157,7 @@ class SiteSettings:
     params: Mapping[str, Any]
     efi_db: EfiDatabases
     predefined_filters: tuple[str, ...]
+    version_args: tuple[str, ...] = ()
 
 
 def check_command(command: Sequence[str] | None, pipeline_dir: Path | None,

@@ -207,6 +207,11 @@ class PipelineSettings:
             required: the manager refuses to start otherwise.
         predefined_taxonomy_filters: Names of EST's predefined taxonomy filters a row's
             ``taxSearchName`` may use; not set: the names EST ships.
+        version_args: The arguments with which the command's program prints its version
+            and exits 0; ``check`` runs it so, where each destination's jobs run, with their
+            environment (a ``nextflow`` without Java fails there). Not set: ``-version``
+            for EST's run template (Nextflow's), ``--version`` for a ``command``; ``[]``:
+            not run.
     """
 
     nextflow: Text = "nextflow"
@@ -217,6 +222,7 @@ class PipelineSettings:
     overrides: Mapping[str, FreeForm] = attrs.field(factory=dict, repr=redacted_repr)
     efi_db: EfiDbSettings = attrs.field(factory=EfiDbSettings)
     predefined_taxonomy_filters: CommaList | None = None
+    version_args: tuple[str, ...] | None = None
 
 
 @attrs.frozen

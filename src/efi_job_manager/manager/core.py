@@ -87,7 +87,7 @@ class JobManager(CancelStep, RecoverStep, PollStep, OverviewStep, CleanStep):
                 efi_db=EfiDatabases(p.efi_db.default, p.efi_db.template,
                                     dict(p.efi_db.versions)),
                 predefined_taxonomy_filters=p.predefined_taxonomy_filters,
-                job_classes=classes)
+                job_classes=classes, version_args=p.version_args)
         except CatalogueError as exc:
             problems.append(Problem.note(str(exc), (), settings.source_of(("pipelines",))))
             catalogue = None
