@@ -20,6 +20,7 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -130,13 +131,12 @@ def _no_default_connector(name: str, **options: Any) -> SlurmConnector:
     raise AssertionError("build Slurm connectors with site.slurm_connector(mode)")
 
 
-@pytest.fixture
-def site(tmp_path: Path, lab_env: dict[str, str]) -> Iterator[Site]:
-    url = f"sqlite:///{tmp_path / 'efi.db'}"
+def _site_at(root: Path, lab_env: dict[str, str]) -> Iterator[Site]:
+    url = f"sqlite:///{root / 'efi.db'}"
     engine = make_engine(url)
     create_tables(engine)
     engine.dispose()
-    s = Site(tmp_path, url, _no_default_connector, lab=Lab(lab_env))
+    s = Site(root, url, _no_default_connector, lab=Lab(lab_env))
     s.uploads.mkdir()
     s.results.mkdir(exist_ok=True)
     (s.uploads / "seqs.fasta").write_text(testing.FASTA)
@@ -153,6 +153,22 @@ def site(tmp_path: Path, lab_env: dict[str, str]) -> Iterator[Site]:
                 shutil.rmtree(directory, ignore_errors=True)
     if ids:
         s.lab.run(["scancel", *ids], check=False)
+
+
+@pytest.fixture
+def site(tmp_path: Path, lab_env: dict[str, str]) -> Iterator[Site]:
+    yield from _site_at(tmp_path, lab_env)
+
+
+@pytest.fixture
+def open_site(lab_env: dict[str, str]) -> Iterator[Site]:
+    """A site in a directory every user may enter (pytest's tmp_path is root's alone)."""
+    root = Path(tempfile.mkdtemp(prefix="efi-engine-"))
+    root.chmod(0o755)
+    try:
+        yield from _site_at(root, lab_env)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def run_until(manager: JobManager, done: Callable[[], bool], timeout: float = 90.0,
@@ -196,34 +212,56 @@ def test_a_job_runs_on_slurm_to_finished_with_its_results(site: Site, mode: str)
     assert json.loads((job_dir / "params.json").read_text())["final_output_dir"] == str(job_dir)
 
 
-def test_results_from_the_cluster_are_the_managers_with_the_web_servers_group(
-        site: Site) -> None:
-    """Over SSH the files come back written by efijm on the cluster; rsync run as root would
-    keep efijm's uid: they must be the manager's, with the configured group and mode."""
-    (job_id,) = new_ids()
-    site.insert_fasta(job_id)
+def _read_as(group: str, path: Path) -> bool:
+    """Whether ``nobody``, with ``group`` as its only group, can read ``path``."""
+    return subprocess.run(["setpriv", "--reuid=nobody", f"--regid={group}", "--clear-groups",
+                           "cat", "--", str(path)], capture_output=True,
+                          check=False).returncode == 0
+
+
+def test_the_web_server_reads_every_result_and_reason_that_came_back_from_the_cluster(
+        open_site: Site) -> None:
+    """Over SSH the files are written on the cluster by efijm (rsync as root would keep its
+    uid) and the manager runs with umask 077: with ``results_group``/``results_mode`` every
+    file of a finished and of a failed job is the manager's, in the web server's group, and
+    ``nobody`` in that group reads each one (outside it, none)."""
+    site = open_site
+    finished, failed = new_ids(2)
     gid = grp.getgrnam("nogroup").gr_gid
-    manager = site.manager(destinations={"default": Destination(
-        "default", site.slurm_connector("ssh"))}, command=SSH_STANDIN_COMMAND,
-        results_group="nogroup", results_mode=0o640)
-    run_until(manager, lambda: site.status(job_id) == "finished")
-    job_dir = site.results / str(job_id)
-    entries = [job_dir, *job_dir.rglob("*")]
-    assert any(p.name.startswith("slurm-") for p in entries)  # written on the cluster
-    for path in entries:
-        info = path.lstat()
-        wanted = 0o2750 if stat.S_ISDIR(info.st_mode) else 0o640
-        assert (info.st_uid, info.st_gid) == (os.getuid(), gid), path
-        assert stat.S_IMODE(info.st_mode) in (wanted, wanted | 0o110), path
+    old_umask = os.umask(0o077)
+    try:
+        for job_id, fail in ((finished, None), (failed, 3)):
+            site.insert_fasta(job_id)
+            manager = site.manager(destinations={"default": Destination(
+                "default", site.slurm_connector("ssh", fail=fail))},
+                command=SSH_STANDIN_COMMAND, results_group="nogroup", results_mode=0o640)
+            run_until(manager, lambda j=job_id: site.status(j) in ("finished", "failed"))
+    finally:
+        os.umask(old_umask)
+    assert (site.status(finished), site.status(failed)) == ("finished", "failed")
+    site.results.chmod(0o755)  # the operator's, once
+    for job_id in (finished, failed):
+        job_dir = site.results / str(job_id)
+        entries = [job_dir, *job_dir.rglob("*")]
+        assert any(p.name.startswith("slurm-") for p in entries)  # written on the cluster
+        for path in entries:
+            info = path.lstat()
+            assert (info.st_uid, info.st_gid) == (os.getuid(), gid), path
+            if stat.S_ISREG(info.st_mode):
+                assert _read_as("nogroup", path), path
+                assert not _read_as("daemon", path), path
+    reason = site.results / str(failed) / "failure.json"
+    assert _read_as("nogroup", reason)
+    assert "see slurm-" in json.loads(reason.read_text())["reason"]
 
 
 def test_the_clusters_remote_dir_keeps_only_what_the_retention_policy_keeps(
         site: Site) -> None:
-    """Six jobs over SSH: once each ended and its results came back, ``remote_dir/<id>``
+    """Twenty jobs over SSH: once each ended and its results came back, ``remote_dir/<id>``
     (with the pipeline's work files) is gone. Directories an older version left are removed
     by ``clean`` when their rows are final, kept while a row is still running."""
-    ids = new_ids(8)
-    jobs, (old_finished, old_running) = ids[:6], ids[6:]
+    ids = new_ids(22)
+    jobs, (old_finished, old_running) = ids[:20], ids[20:]
     connector = site.slurm_connector("ssh")
     remote = connector.settings.remote_dir
     assert remote is not None
@@ -301,16 +339,18 @@ def test_a_job_cancelled_in_the_database_is_scancelled(site: Site) -> None:
     assert site.status(job_id) == "cancelled"
 
 
+@pytest.mark.parametrize("mode", ["local", "rest"])
 def test_slurmctld_stopped_mid_cycle_changes_no_job_and_the_next_cycles_catch_up(
-        site: Site, record_property: RecordProperty) -> None:
+        site: Site, record_property: RecordProperty, mode: str) -> None:
     """slurmctld goes down between a cycle's start and its status call: the running job stays
-    running (sacct still answers), the new one is claimed but not submitted and not failed;
-    after the restart the running one finishes and the other is recovered and runs."""
+    running (accounting still answers), the new one is claimed but not submitted and not
+    failed; after the restart the running one finishes and the other is recovered and runs.
+    The same over slurmrestd."""
     first, second = new_ids(2)
     site.insert_fasta(first)
     # long enough that the first job cannot end during the two cycles of the outage
-    connector = site.slurm_connector("local", delay=12)
-    manager = site.slurm_manager(connector)
+    connector = site.slurm_connector(mode, delay=12)
+    manager = site.slurm_manager(connector, mode)
     assert manager.run_once().started == (first,)
     wait_state(connector, str(site.raw(first)["schedulerJobId"]), SchedulerState.RUNNING)
     site.insert_fasta(second)
@@ -338,7 +378,8 @@ def test_slurmctld_stopped_mid_cycle_changes_no_job_and_the_next_cycles_catch_up
     site.clock.advance(120)  # past submit_grace: the second job is recovered
     reports = run_until(manager, lambda: site.status(first) == site.status(second) == "finished")
     counts = [len(site.names(job_id)) for job_id in (first, second)]
-    record(record_property, backend="sqlite", connector="slurm", jobs=2,
+    record(record_property, backend="sqlite",
+           connector="slurm" if mode == "local" else "slurm-rest", jobs=2,
            submissions=sum(counts), twice=sum(n > 1 for n in counts), lost=0,
            falsely_failed=sum(site.status(j) == "failed" for j in (first, second)))
     assert second in {j for r in reports for j in r.recovered}

@@ -16,6 +16,7 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from datetime import timedelta
 
 import attrs
 from sqlalchemy.exc import SQLAlchemyError
@@ -251,8 +252,11 @@ class SubmitStep(ManagerBase):
             step = "submitting" if submitting else "staging"
             cycle.errors.append(f"{step} job {job.id} on {destination.name}: {error}")
             if submitting:
-                log.warning("job %s: not submitted (%s: %s); it will be recovered after %.0f s",
-                            job.id, type(error).__name__, error, self.settings.submit_grace)
+                started = job.timeStarted or cycle.now
+                due = started + timedelta(seconds=self.settings.submit_grace)
+                log.warning("job %s: not submitted (%s: %s); it is looked up by name and "
+                            "recovered at %s (submit_grace after its claim)", job.id,
+                            type(error).__name__, error, due)
                 return
             log.warning("job %s: back to the queue, %s cannot stage it now (%s: %s)", job.id,
                         destination.name, type(error).__name__, error)
