@@ -335,15 +335,16 @@ def test_killed_right_after_submitting_through_slurmrestd(
     _kill_at(_crash(slurm_site, lab, record_property, rest=True), step)
 
 
-@pytest.mark.parametrize("cluster", ["local", "slurm"])
+@pytest.mark.parametrize("cluster", ["local", "slurm", "slurm-rest"])
 def test_a_dead_managers_submission_is_adopted_in_the_first_cycle_with_a_line_naming_it(
         tmp_path: Path, cluster: str, record_property: RecordProperty,
         caplog: pytest.LogCaptureFixture) -> None:
     """kill -9 right after a submission: the restarted manager does not wait out
-    submit_grace; its first cycle finds the submission by name and adopts it, saying so."""
-    lab = lab_environment() if cluster == "slurm" else None
+    submit_grace; its first cycle finds the submission by name and adopts it, saying so
+    (locally; on Slurm with its commands; through slurmrestd with the files over SSH)."""
+    lab = lab_environment() if cluster != "local" else None
     crash = _crash(next(make_site(tmp_path, f"sqlite:///{tmp_path / 'efi.db'}")), lab,
-                   record_property)
+                   record_property, rest=cluster == "slurm-rest")
     try:
         crash.run(kill_at="submitted")
         waiting = [role for role in EXPECTED if crash.row(role)["status"] == "running"
