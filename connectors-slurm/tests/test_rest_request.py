@@ -99,8 +99,10 @@ def test_sbatch_and_slurmrestd_make_the_same_job_of_it(lab: Lab, tmp_path: Path)
         ids.append(parse_rest_submit(answer.status, answer.document))
         for sid in ids:
             fields = scontrol_fields(lab.run(["scontrol", "show", "job", "-o", sid]).stdout)
-            # the output files name the job's own id (%j): compared as written
-            shown.append({key: fields.get(key, "").replace(sid, "%j") for key in _COMPARED})
+            # the output files name the job's own id (%j): compared as written (only there:
+            # a job id can also be part of the job's name, efi-334596893 for job 893)
+            shown.append({key: fields.get(key, "").replace(f"slurm-{sid}.", "slurm-%j.")
+                          for key in _COMPARED})
     finally:
         if ids:
             lab.run(["scancel", *ids], check=False)
