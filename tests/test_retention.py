@@ -7,6 +7,7 @@ With the local connector (its records in ``state_dir``); the Slurm connector's
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,3 +98,18 @@ def test_a_killed_writers_temporary_files_are_removed_when_the_job_ends(site: Si
     assert not stale_note.exists()
     assert fresh.exists()
     assert link.is_symlink()
+
+
+def test_the_daemon_cleans_what_a_keeping_destination_kept(site: Site) -> None:
+    """``run`` sweeps, at its first cycle and then hourly, what ended jobs left on a
+    destination that keeps files, once its ``keep_job_files`` has passed."""
+    connector = site.connector()
+    assert isinstance(connector, LocalConnector)
+    manager = _manager(site, connector, keep=3600)
+    site.insert(fasta_job(1))
+    run_until(manager, lambda: site.status(1) == "finished")
+    assert connector.leftover_jobs() == [1]
+    site.clock.advance(3601)
+    stop = threading.Event()
+    manager.run_forever(stop, on_cycle=lambda _report: stop.set())
+    assert connector.leftover_jobs() == []

@@ -35,6 +35,11 @@ __all__ = ["JobManager"]
 log = logging.getLogger("efi_job_manager.manager")
 
 
+#: Seconds between two sweeps of what ended jobs left (`JobManager.clean`) in `run_forever`,
+#: when a destination keeps them (``keep_job_files``).
+CLEAN_EVERY = 3600.0
+
+
 class JobManager(CancelStep, RecoverStep, PollStep, OverviewStep, CleanStep):
     """Moves EFI-Web's jobs through their life on one or more clusters.
 
@@ -136,10 +141,15 @@ class JobManager(CancelStep, RecoverStep, PollStep, OverviewStep, CleanStep):
         """
         backoff = Backoff(min(self.interval, 5.0), self.interval)
         said = time.monotonic()
+        cleaned: float | None = None
+        keeps = any(d.keep_job_files > 0 for d in self.destinations.values())
         while not self._stopped(stop):
             report = self.run_once()
             if on_cycle is not None:
                 on_cycle(report)
+            if keeps and (cleaned is None or time.monotonic() - cleaned >= CLEAN_EVERY):
+                cleaned = time.monotonic()
+                self._clean_quietly()
             delay = backoff.failure() if report.errors and not report.changed else self.interval
             if not report.errors:
                 backoff.success()
@@ -152,6 +162,23 @@ class JobManager(CancelStep, RecoverStep, PollStep, OverviewStep, CleanStep):
                 break
         log.info("manager stopped")
 
+
+    def _clean_quietly(self) -> None:
+        """`clean` from the daemon (destinations that keep files): said only when it acts."""
+        if self.dry_run:
+            return
+        try:
+            reports = self.clean()
+        except Exception:  # the table or a connector's bug: the next sweep tries again
+            log.exception("cleaning what ended jobs left failed; trying again in an hour")
+            return
+        for report in reports:
+            if report.removed:
+                log.info("destination %s: removed what %d ended jobs left (keep_job_files "
+                         "passed)", report.destination, len(report.removed))
+            if report.error is not None:
+                log.warning("destination %s: cannot clean what ended jobs left: %s",
+                            report.destination, report.error)
 
     def _heartbeat(self, report: CycleReport, delay: float) -> None:
         """One INFO line saying the daemon is alive and what waits."""
