@@ -129,8 +129,8 @@ class Submitter:
                     return submit(spec, where.directory)
                 result = transport.run(sbatch_command(where.script_path),
                                        timeout=settings.command_timeout)
-            except (CommandTimeout, ConnectionFailed) as exc:
-                raise _NoAnswer(exc) from exc
+            except (CommandTimeout, ConnectionFailed) as exc:  # its reply may be lost
+                raise _NoAnswer(exc, look_up=True) from exc
             if result.ok:
                 return parse_sbatch_output(result.stdout)
             error = classify_sbatch_error(result.returncode, result.stderr)
@@ -145,13 +145,27 @@ class Submitter:
                 SCHEDULER, once, on=(TransientError,), name=f"sbatch {spec.name}"
             )
         except _NoAnswer as stop:  # not again in this cycle: each try would wait as long
-            self._outage = (time.monotonic(), str(stop.error))
-            raise stop.error from None
+            found = self._look_up_once(spec) if stop.look_up else []
+            if not found:
+                self._outage = (time.monotonic(), str(stop.error))
+                raise stop.error from None
+            log.warning("job %s: sbatch did not answer, but %s was created: using it",
+                        spec.job_id, found[0])
+            if found[1:]:
+                self._cancel_jobs(found[1:])
+            scheduler_id = found[0]
         except TransientError as exc:
             self._outage = (time.monotonic(), str(exc))
             raise
         _note_submission(spec, where, scheduler_id)
         return scheduler_id
+
+    def _look_up_once(self, spec: JobSpec) -> list[str]:
+        """The lost-reply rule after a submission that got no answer: one lookup by name."""
+        try:
+            return list(self._find_job(spec))
+        except ConnectorError:  # no answer either: the job is looked up again on recovery
+            return []
 
     def _one_outcome(self, transport: Transport, settings: SlurmSettings, spec: JobSpec, *,
                      lookup_first: bool = False) -> JobOutcome:
@@ -270,11 +284,16 @@ NO_ANSWER_MARKERS = ("Unable to contact slurm controller", "Slurm controller not
 
 
 class _NoAnswer(Exception):
-    """The scheduler did not answer: not retried within the cycle (carries the error)."""
+    """The scheduler did not answer: not retried within the cycle (carries the error).
 
-    def __init__(self, error: TransientError) -> None:
+    ``look_up``: the submission may have gone through with its reply lost (a timeout, a
+    broken connection): one lookup by name decides, instead of another submission.
+    """
+
+    def __init__(self, error: TransientError, *, look_up: bool = False) -> None:
         super().__init__(str(error))
         self.error = error
+        self.look_up = look_up
 
 
 def _refusal(transport: Transport, spec: JobSpec, result: CommandResult) -> str:
