@@ -131,6 +131,10 @@ class Submitter:
                                        timeout=settings.command_timeout)
             except (CommandTimeout, ConnectionFailed) as exc:  # its reply may be lost
                 raise _NoAnswer(exc, look_up=True) from exc
+            except TransientError as exc:  # slurmrestd's answer: slurmctld not reached
+                if any(marker in str(exc) for marker in NO_ANSWER_MARKERS):
+                    raise _NoAnswer(exc) from exc
+                raise
             if result.ok:
                 return parse_sbatch_output(result.stdout)
             error = classify_sbatch_error(result.returncode, result.stderr)
@@ -277,8 +281,8 @@ def _as_result(record: SbatchRecord) -> CommandResult:
     return CommandResult((), record.returncode or 0, record.stdout, record.stderr, 0.0)
 
 
-#: sbatch's messages when slurmctld does not answer at all: sbatch has waited (and retried)
-#: already, so trying again within the cycle only makes the cycle wait as long again.
+#: sbatch's (and slurmrestd's) messages when slurmctld does not answer at all: they have
+#: waited (and retried) already, so trying again within the cycle only makes it wait again.
 NO_ANSWER_MARKERS = ("Unable to contact slurm controller", "Slurm controller not responding",
                      "Socket timed out")
 
