@@ -24,10 +24,13 @@ class RecoverStep(StartStep):
     """Recovers running jobs with no scheduler id past ``submit_grace``: adopt or restart."""
 
     def _recover(self, cycle: Cycle) -> None:
-        if not self.dry_run:
-            self._look_up_early(cycle)
-        stale = self.repository.running_without_scheduler_id(
-            since(cycle.now, self.settings.submit_grace))
+        cutoff = since(cycle.now, self.settings.submit_grace)
+        waiting = self.repository.running_without_scheduler_id()  # one read for both
+        young = [job for job in waiting if job.timeStarted is not None
+                 and job.timeStarted >= cutoff and job.id not in self._waits_said]
+        if young and not self.dry_run:
+            self._look_up_early(cycle, young)
+        stale = [job for job in waiting if job.timeStarted is None or job.timeStarted < cutoff]
         for job in stale:
             if self._halted(cycle):
                 return
@@ -63,18 +66,17 @@ class RecoverStep(StartStep):
                     cycle.recovered.append(job.id)
 
 
-    def _look_up_early(self, cycle: Cycle) -> None:
+    def _look_up_early(self, cycle: Cycle, young: list[Job]) -> None:
         """Inside ``submit_grace``: adopt now what a manager that died had submitted.
+
+        ``young``: the jobs without a scheduler id claimed within ``submit_grace`` whose wait
+        this process has not said yet.
 
         A job claimed by a process of this host that has ended (``claim.json``'s ``by``)
         is looked up by name once; what is found is adopted at once, instead of after the
         grace period. Any other job without a scheduler id yet is said once per process,
         with when it will be recovered: no wait goes unsaid.
         """
-        cutoff = since(cycle.now, self.settings.submit_grace)
-        young = [job for job in self.repository.running_without_scheduler_id(None)
-                 if job.timeStarted is not None and job.timeStarted >= cutoff
-                 and job.id not in self._waits_said]
         for job in young:
             if self._halted(cycle):
                 return
