@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import time
 import uuid
 import zipfile
@@ -35,7 +34,7 @@ import pytest
 import sqlalchemy as sa
 from engine_site import SSN, Site, fasta_job, make_site, run_until
 from reliability import RecordProperty, record
-from slurm_lab import CLUSTER_SH, ROOT, lab_environment, new_ids, slurm, slurm_jobs
+from slurm_lab import ROOT, lab_environment, new_ids, slurm, slurm_jobs, write_token
 
 from efi_connector_local import LocalConnector
 from efi_connector_local.records import StateStore
@@ -100,11 +99,7 @@ class Crash:
         if self.rest:
             assert self.lab is not None
             self.remote_dir = f"{self.lab['EFI_SLURM_SCRATCH']}/kill-{uuid.uuid4().hex[:8]}"
-            token = subprocess.run([str(CLUSTER_SH), "token", "3600"], capture_output=True,
-                                   text=True, env=self.lab, timeout=60, check=True).stdout
-            handle, self.token_file = tempfile.mkstemp(dir=self.site.root)  # 0600
-            with os.fdopen(handle, "w") as file:
-                file.write(token)
+            self.token_file = str(write_token(self.lab, self.site.root / "slurm-jwt"))
         destinations = "".join(
             f'[destinations.{name}]\nconnector = "{self.cluster}"\n'
             f"keep_job_files = {KEEP}\n"  # submissions are counted from the records

@@ -21,7 +21,13 @@ from engine_site import FASTA, SSN, Site, fasta_job, make_site, run_until
 
 from efi_connector_local import LocalConnector
 from efi_job_manager.config import ManagerSettings
-from efi_job_manager.connector import JobSpec, Resources, SchedulerStatus, TransientError
+from efi_job_manager.connector import (
+    BaseConnector,
+    JobSpec,
+    Resources,
+    SchedulerStatus,
+    TransientError,
+)
 from efi_job_manager.events import EventKind
 from efi_job_manager.manager import CycleReport, Destination, JobManager
 from efi_job_manager.repository import JobRepository, make_engine
@@ -173,11 +179,9 @@ def test_a_restarted_manager_finishes_what_the_first_one_started(site: Site) -> 
     assert not any(r.started for r in reports)
 
 
-def test_a_crash_right_after_submitting_adopts_the_job_instead_of_resubmitting(
-        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Killed between sbatch and storing the id: recovery finds the job by name."""
-    site.insert(fasta_job(1))
-    connector = site.connector(EFI_STANDIN_DELAY="1")
+def _crash_before_storing_ids(site: Site, connector: BaseConnector,
+                              monkeypatch: pytest.MonkeyPatch) -> JobManager:
+    """A manager's cycle that submits the new jobs, then dies before storing their ids."""
     crashing = site.manager(destinations={"default": Destination("default", connector)})
 
     def crash(*_args: object) -> bool:
@@ -186,6 +190,15 @@ def test_a_crash_right_after_submitting_adopts_the_job_instead_of_resubmitting(
     monkeypatch.setattr(crashing.repository, "set_scheduler_ids", crash)
     with pytest.raises(KeyboardInterrupt):
         crashing.run_once()
+    return crashing
+
+
+def test_a_crash_right_after_submitting_adopts_the_job_instead_of_resubmitting(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed between sbatch and storing the id: recovery finds the job by name."""
+    site.insert(fasta_job(1))
+    connector = site.connector(EFI_STANDIN_DELAY="1")
+    crashing = _crash_before_storing_ids(site, connector, monkeypatch)
     assert site.status(1) == "running"
     assert site.raw(1)["schedulerJobId"] is None
     claimed = site.raw(1)["timeStarted"]
@@ -216,14 +229,7 @@ def test_a_destination_that_times_out_is_asked_once_per_cycle(
     with the scheduler back, recovers both."""
     site.insert(fasta_job(1), fasta_job(2))
     connector = site.connector(EFI_STANDIN_DELAY="1")
-    crashing = site.manager(destinations={"default": Destination("default", connector)})
-
-    def crash(*_args: object) -> bool:
-        raise KeyboardInterrupt("power cut")
-
-    monkeypatch.setattr(crashing.repository, "set_scheduler_ids", crash)
-    with pytest.raises(KeyboardInterrupt):
-        crashing.run_once()
+    _crash_before_storing_ids(site, connector, monkeypatch)
     restarted = site.manager(destinations={"default": Destination("default", connector, None,
                                                                   3600)})
     site.clock.advance(120)
@@ -260,14 +266,7 @@ def test_a_reused_id_starts_afresh_and_never_adopts_the_earlier_rows_job(
     of its own (the old one is kept aside) and recovery never adopts the old submission."""
     site.insert(fasta_job(1))
     connector = site.connector(EFI_STANDIN_DELAY="1")
-    crashing = site.manager(destinations={"default": Destination("default", connector)})
-
-    def crash(*_args: object) -> bool:
-        raise KeyboardInterrupt("power cut")
-
-    monkeypatch.setattr(crashing.repository, "set_scheduler_ids", crash)
-    with pytest.raises(KeyboardInterrupt):
-        crashing.run_once()
+    crashing = _crash_before_storing_ids(site, connector, monkeypatch)
     old = submissions(crashing, connector, 1)
     assert len(old) == 1
     (site.results / "1" / "stats.json").write_text('{"num_ids": 999}')
@@ -296,14 +295,7 @@ def test_a_job_cancelled_after_a_crash_before_its_id_was_stored_is_cancelled_the
     submission is found by its claim's name and cancelled."""
     site.insert(fasta_job(1))
     connector = site.connector(EFI_STANDIN_DELAY="60")
-    crashing = site.manager(destinations={"default": Destination("default", connector)})
-
-    def crash(*_args: object) -> bool:
-        raise KeyboardInterrupt("power cut")
-
-    monkeypatch.setattr(crashing.repository, "set_scheduler_ids", crash)
-    with pytest.raises(KeyboardInterrupt):
-        crashing.run_once()
+    crashing = _crash_before_storing_ids(site, connector, monkeypatch)
     (sid,) = submissions(crashing, connector, 1)
     assert connector.get_job_status(sid).state is not SchedulerState.CANCELLED
     repo = JobRepository(make_engine(site.url))

@@ -11,12 +11,12 @@ import grp
 import os
 import shutil
 import stat
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from another_user import read_as
 from engine_site import Site, fasta_job, make_site, run_until
 
 from efi_job_manager.config.engine import structure_settings
@@ -25,12 +25,6 @@ from efi_job_manager.sharing import SharePolicy, parse_mode
 
 WEB_GROUP = "nogroup"  # Debian's; present on every machine these tests run on
 OTHER_GROUP = "daemon"
-
-
-def _as(group: str, path: Path) -> subprocess.CompletedProcess[str]:
-    """Read ``path`` as ``nobody`` with ``group`` as its only group."""
-    return subprocess.run(["setpriv", "--reuid=nobody", f"--regid={group}", "--clear-groups",
-                           "cat", "--", str(path)], capture_output=True, text=True, check=False)
 
 
 @pytest.fixture
@@ -117,9 +111,9 @@ def test_the_web_servers_group_reads_every_result_and_reason_and_others_none(
     assert {p.name for p in files[1]} >= {"params.json", "stats.json", "seqs.fasta"}
     assert {p.name for p in files[2]} >= {"failure.json"}
     for path in files[1] + files[2]:
-        assert _as(WEB_GROUP, path).returncode == 0, (path, _as(WEB_GROUP, path).stderr)
-        assert _as(OTHER_GROUP, path).returncode != 0, path
-    assert "missing.fasta" in _as(WEB_GROUP, site.results / "2" / "failure.json").stdout
+        assert read_as(WEB_GROUP, path).returncode == 0, (path, read_as(WEB_GROUP, path).stderr)
+        assert read_as(OTHER_GROUP, path).returncode != 0, path
+    assert "missing.fasta" in read_as(WEB_GROUP, site.results / "2" / "failure.json").stdout
 
 
 def test_without_the_settings_the_umask_decides(site: Site, strict_umask: None) -> None:
@@ -128,7 +122,7 @@ def test_without_the_settings_the_umask_decides(site: Site, strict_umask: None) 
     run_until(manager, lambda: site.status(1) == "finished")
     stats = site.results / "1" / "stats.json"
     assert stat.S_IMODE(stats.stat().st_mode) == 0o600
-    assert _as(WEB_GROUP, site.results / "1" / "params.json").returncode != 0
+    assert read_as(WEB_GROUP, site.results / "1" / "params.json").returncode != 0
 
 
 def test_an_unknown_group_is_refused_when_the_manager_is_made(site: Site) -> None:

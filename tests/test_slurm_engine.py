@@ -17,7 +17,6 @@ import os
 import random
 import shutil
 import stat
-import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -31,8 +30,9 @@ from typing import Any
 import attrs
 import pytest
 import sqlalchemy as sa
+from another_user import read_as
 from reliability import RecordProperty, record
-from slurm_lab import CLUSTER_SH, ROOT, Lab, lab_environment, new_ids, slurm_jobs
+from slurm_lab import ROOT, Lab, lab_environment, new_ids, slurm_jobs, write_token
 
 from efi_connector_slurm import SlurmConnector
 from efi_job_manager import retry, testing
@@ -106,11 +106,7 @@ class Site(testing.Site):
 
     def renew_token(self) -> None:
         """Write a new token into `token_file` (as an operator renews it in place)."""
-        done = subprocess.run([str(CLUSTER_SH), "token", "3600"], capture_output=True,
-                              text=True, env=self.env, timeout=60, check=True)
-        file = self.root / "slurm-jwt"
-        file.touch(mode=0o600)
-        file.write_text(done.stdout)
+        write_token(self.env, self.root / "slurm-jwt")
 
     def slurm_manager(self, connector: SlurmConnector, mode: str = "local",
                       command: tuple[str, ...] | None = None) -> JobManager:
@@ -212,13 +208,6 @@ def test_a_job_runs_on_slurm_to_finished_with_its_results(site: Site, mode: str)
     assert json.loads((job_dir / "params.json").read_text())["final_output_dir"] == str(job_dir)
 
 
-def _read_as(group: str, path: Path) -> bool:
-    """Whether ``nobody``, with ``group`` as its only group, can read ``path``."""
-    return subprocess.run(["setpriv", "--reuid=nobody", f"--regid={group}", "--clear-groups",
-                           "cat", "--", str(path)], capture_output=True,
-                          check=False).returncode == 0
-
-
 def test_the_web_server_reads_every_result_and_reason_that_came_back_from_the_cluster(
         open_site: Site) -> None:
     """Over SSH the files are written on the cluster by efijm (rsync as root would keep its
@@ -248,10 +237,10 @@ def test_the_web_server_reads_every_result_and_reason_that_came_back_from_the_cl
             info = path.lstat()
             assert (info.st_uid, info.st_gid) == (os.getuid(), gid), path
             if stat.S_ISREG(info.st_mode):
-                assert _read_as("nogroup", path), path
-                assert not _read_as("daemon", path), path
+                assert read_as("nogroup", path).returncode == 0, path
+                assert read_as("daemon", path).returncode != 0, path
     reason = site.results / str(failed) / "failure.json"
-    assert _read_as("nogroup", reason)
+    assert read_as("nogroup", reason).returncode == 0
     assert "see slurm-" in json.loads(reason.read_text())["reason"]
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +23,7 @@ from typing import Any
 
 import attrs
 import pytest
-from slurm_lab import CLUSTER_SH, Lab, current_lab
+from slurm_lab import Lab, current_lab, write_token
 
 from efi_connector_slurm import SlurmConnector
 from efi_connector_slurm.archive import UNPACK_SCRIPT
@@ -80,12 +79,7 @@ class Slurm:
     def token_file(self, user: str = "efijm") -> Path:
         """A token for ``user`` (``cluster.sh token``), in a file of this test's."""
         file = self.root.parent / f"slurm-jwt-{user}"
-        if not file.exists():
-            done = subprocess.run([str(CLUSTER_SH), "token", "3600", user], capture_output=True,
-                                  text=True, env=self.lab.env, timeout=60, check=True)
-            file.touch(mode=0o600)
-            file.write_text(done.stdout)
-        return file
+        return file if file.exists() else write_token(self.lab.env, file, user=user)
 
     def connector(self, mode: str, **settings: Any) -> SlurmConnector:
         connector = SlurmConnector(self.settings(mode, **settings))

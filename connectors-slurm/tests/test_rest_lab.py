@@ -7,12 +7,11 @@ fault: the daemon down, no token, a token slurmctld refuses, a path the daemon d
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from slurm_lab import CLUSTER_SH, Lab
+from slurm_lab import Lab, write_token
 
 from efi_connector_slurm.parsing import parse_rest_jobs, rest_failure
 from efi_connector_slurm.rest import RestClient, TokenSource
@@ -24,12 +23,7 @@ PING = "/slurm/v0.0.38/ping"
 @pytest.fixture
 def token_file(lab: Lab, tmp_path: Path) -> Path:
     """A fresh token for the lab's user, as ``scontrol token`` prints it, in a 0600 file."""
-    done = subprocess.run([str(CLUSTER_SH), "token", "600"], capture_output=True, text=True,
-                          env=lab.env, timeout=60, check=True)
-    file = tmp_path / "jwt"
-    file.touch(mode=0o600)
-    file.write_text(done.stdout)
-    return file
+    return write_token(lab.env, tmp_path / "jwt", seconds=600)
 
 
 @pytest.fixture

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-from slurm_lab import CLUSTER_SH, Lab, new_ids
+from slurm_lab import Lab, new_ids, write_token
 
 from efi_connector_slurm import SlurmConnector, parse_settings
 from efi_connector_slurm.parsing import parse_rest_submit, scontrol_fields
@@ -81,9 +80,7 @@ def test_sbatch_and_slurmrestd_make_the_same_job_of_it(lab: Lab, tmp_path: Path)
                                "profiles": {"est": {"partition": "efi", "cpus": 2,
                                                     "extra_sbatch": ["--hold"]}}})
     shown: list[dict[str, str]] = []
-    token = subprocess.run([str(CLUSTER_SH), "token", "300"], capture_output=True, text=True,
-                           env=lab.env, timeout=60, check=True).stdout
-    (tmp_path / "jwt").write_text(token)
+    write_token(lab.env, tmp_path / "jwt", seconds=300)
     client = RestClient(lab.env["EFI_SLURM_REST_URL"],
                         TokenSource("efijm", file=tmp_path / "jwt"), timeout=30)
     ids: list[str] = []

@@ -408,6 +408,18 @@ class BaseConnector(abc.ABC):
             TransientError: the cluster cannot be reached now; ``clean`` tries again.
         """
 
+    def release_jobs(self, job_ids: Sequence[int]) -> None:
+        """`release_job` for many ended jobs at once (``clean``'s sweep).
+
+        The default releases them one by one; a connector whose every call crosses a
+        network should do it in a few calls.
+
+        Raises:
+            TransientError: the cluster cannot be reached now; some may be released already.
+        """
+        for job_id in job_ids:
+            self.release_job(job_id)
+
     def leftover_jobs(self) -> Sequence[int]:
         """The ids of jobs that have files where this connector runs jobs, for ``clean``.
 

@@ -259,11 +259,17 @@ class JobDirectory:
         """The claim recorded in the directory (``uuid``, ``claim``, ``time``), if any."""
         return self.read_json(f"{_NOTES}/claim.json")
 
+    def claim_record(self, uuid: str) -> dict[str, Any] | None:
+        """The claim of the row ``uuid`` (``claim``, ``time``, ``by``); None: none, or not its."""
+        record = self.claim()
+        if not record or record.get("uuid") != uuid or not isinstance(record.get("claim"), str):
+            return None
+        return record
+
     def claim_of(self, uuid: str) -> str | None:
         """The id of the claim recorded for the row ``uuid`` (None if none or another row's)."""
-        record = self.claim()
-        value = record.get("claim") if record and record.get("uuid") == uuid else None
-        return value if isinstance(value, str) else None
+        record = self.claim_record(uuid)
+        return None if record is None else str(record["claim"])
 
     def tidy(self) -> int:
         """Remove what killed writers left (stale temporary files) here and in ``.efi/``."""

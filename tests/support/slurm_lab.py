@@ -117,3 +117,16 @@ def slurm_jobs(env: dict[str, str], job_id: int) -> dict[str, str]:
 def new_ids(count: int = 1) -> list[int]:
     """Job ids the lab has never seen, so that ``efi-<id>-…`` names are new to it."""
     return random.sample(range(10**8, 10**9), count)
+
+
+def write_token(env: dict[str, str], file: Path, *, seconds: int = 3600,
+                user: str = "efijm") -> Path:
+    """Write a token for ``user`` (``cluster.sh token``: ``SLURM_JWT=…``) into ``file``, 0600.
+
+    Renewing a file rewrites it in place, as an operator would.
+    """
+    done = subprocess.run([str(CLUSTER_SH), "token", str(seconds), user], capture_output=True,
+                          text=True, env=env, timeout=60, check=True)
+    file.touch(mode=0o600)
+    file.write_text(done.stdout)
+    return file

@@ -446,7 +446,11 @@ class SlurmConnector(BaseConnector):
 
     def release_job(self, job_id: int) -> None:
         """Remove ``remote_dir/<job_id>`` on the cluster side (`retention.release`)."""
-        release(self.transport, self.settings, job_id)
+        release(self.transport, self.settings, [job_id])
+
+    def release_jobs(self, job_ids: Sequence[int]) -> None:
+        """Remove the jobs' ``remote_dir/<id>``, one ``rm`` per ``chunk_size`` jobs."""
+        release(self.transport, self.settings, job_ids)
 
     def leftover_jobs(self) -> list[int]:
         """The ids of the job directories in ``remote_dir`` (`retention.leftovers`)."""

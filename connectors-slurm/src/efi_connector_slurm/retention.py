@@ -5,7 +5,8 @@ scheduler's output files and the pipeline's own working files (Nextflow's ``work
 the largest part, which never comes back). Once the job's results are back and its row is
 final, the manager releases the job (at once, or after the destination's ``keep_job_files``
 through ``efi-job-manager clean``): `release` removes that directory with one ``rm -rf``
-through the transport (a link in its place is removed, never followed). A job run in place
+through the transport (a link in its place is removed, never followed), one call per
+``chunk_size`` jobs for a sweep. A job run in place
 (no ``remote_dir``) left nothing but its own job directory, which is the manager's.
 
 `leftovers` lists the job directories in ``remote_dir`` (names made only of digits), so
@@ -15,7 +16,9 @@ that ``clean`` finds what older versions or a crash left.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
 
+from efi_connector_slurm.commands import chunks
 from efi_connector_slurm.config import SlurmSettings
 from efi_connector_slurm.parsing import error_text
 from efi_job_manager.toolkit import TransientError, Transport
@@ -23,19 +26,24 @@ from efi_job_manager.toolkit import TransientError, Transport
 __all__ = ["leftovers", "release"]
 
 
-def release(transport: Transport, settings: SlurmSettings, job_id: int) -> None:
-    """Remove ``remote_dir/<job_id>`` on the cluster side; nothing without a ``remote_dir``.
+def release(transport: Transport, settings: SlurmSettings, job_ids: Sequence[int]) -> None:
+    """Remove each job's ``remote_dir/<id>``: one ``rm`` per ``chunk_size`` jobs.
+
+    Without a ``remote_dir`` there is nothing to remove.
 
     Raises:
-        TransientError: the removal failed or the cluster could not be reached.
+        TransientError: a removal failed or the cluster could not be reached.
     """
     if settings.remote_dir is None:
         return
-    directory = posixpath.join(settings.remote_dir, str(int(job_id)))
-    result = transport.run(["rm", "-rf", "--", directory], timeout=settings.command_timeout)
-    if not result.ok:
-        raise TransientError(f"cannot remove {directory} on {transport.description}: "
-                             f"{error_text(result)}")
+    remote_dir = settings.remote_dir
+    for chunk in chunks(list(job_ids), settings.chunk_size):
+        directories = [posixpath.join(remote_dir, str(int(job_id))) for job_id in chunk]
+        result = transport.run(["rm", "-rf", "--", *directories],
+                               timeout=settings.command_timeout)
+        if not result.ok:
+            raise TransientError(f"cannot remove {', '.join(directories)} on "
+                                 f"{transport.description}: {error_text(result)}")
 
 
 def leftovers(transport: Transport, settings: SlurmSettings) -> list[int]:

@@ -32,7 +32,8 @@ class CleanReport:
 
     Attributes:
         destination: The destination's name.
-        removed: Jobs whose files were removed (or would be, in a dry run).
+        removed: Jobs whose files were removed (or would be, in a dry run); none when the
+            removal failed (``error``).
         kept: Jobs whose files stay: still new or running, or ended within
             ``keep_job_files``.
         error: Why the destination could not be cleaned (unreachable…), else None.
@@ -69,21 +70,18 @@ class CleanStep(ManagerBase):
             keep = timedelta(seconds=destination.keep_job_files)
             removed: list[int] = []
             kept: list[int] = []
-            error = None
             for job_id in leftovers:
                 row = rows.get(job_id)
                 ended = row is None or (row.status in _FINAL and (
                     row.time_completed is None or row.time_completed + keep <= now))
-                if not ended:
-                    kept.append(job_id)
+                (removed if ended else kept).append(job_id)
+            if removed and not dry_run:
+                try:  # in a few calls: a sweep of an older version's leftovers may be long
+                    destination.connector.release_jobs(removed)
+                except ConnectorError as exc:
+                    reports.append(CleanReport(name, (), tuple(kept), str(exc)))
                     continue
-                if not dry_run:
-                    try:
-                        destination.connector.release_job(job_id)
-                    except ConnectorError as exc:
-                        error = str(exc)
-                        break
-                    log.info("job %s: removed what it left on %s", job_id, destination.label)
-                removed.append(job_id)
-            reports.append(CleanReport(name, tuple(removed), tuple(kept), error))
+                log.info("destination %s: removed what jobs %s left", destination.label,
+                         ", ".join(map(str, removed)))
+            reports.append(CleanReport(name, tuple(removed), tuple(kept)))
         return reports

@@ -81,14 +81,14 @@ class RecoverStep(StartStep):
             if self._halted(cycle):
                 return
             self._waits_said.add(job.id)
-            record = self.job_dir(job.id).claim() or {}
-            claim = self.job_dir(job.id).claim_of(job.uuid)
+            record = self.job_dir(job.id).claim_record(job.uuid) or {}
+            claim = record.get("claim")
             started = job.timeStarted
             if started is None:  # not reached: filtered above
                 continue
             due = started + timedelta(seconds=self.settings.submit_grace)
             destination = self.destination_of(job)
-            if claim is None or not claimer_is_gone(record.get("by")):
+            if not isinstance(claim, str) or not claimer_is_gone(record.get("by")):
                 log.info("job %s: claimed at %s, no scheduler id yet; if none is stored, it is "
                          "looked up on %s and recovered at %s", job.id, job.timeStarted,
                          destination.name, due)
@@ -115,9 +115,8 @@ class RecoverStep(StartStep):
 
     def _claimed_at(self, job: Job) -> datetime | None:
         """When this claim of ``job`` began (``claim.json``), if it can be read."""
-        record = self.job_dir(job.id).claim() or {}
-        text = record.get("time")
-        if record.get("uuid") != job.uuid or not isinstance(text, str):
+        text = (self.job_dir(job.id).claim_record(job.uuid) or {}).get("time")
+        if not isinstance(text, str):
             return None
         try:
             return datetime.fromisoformat(text)
