@@ -172,6 +172,9 @@ def test_a_failed_jobs_reason_names_its_stderr_and_jobs_show_prints_the_tail(
     assert "--- last" in out
     assert "lines of stderr.log" in out
     assert "terminated with an error exit status (3)" in out
+    # the job's records went when it failed, or (its wrapper still exiting then) go now
+    assert cli(config, "clean") == 0
+    assert "; kept 0 (running, or within keep_job_files)" in capsys.readouterr().out
     assert cli(config, "clean") == 0
     assert "removed the files of 0 ended job(s); kept 0" in capsys.readouterr().out
 
